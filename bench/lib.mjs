@@ -1,0 +1,131 @@
+// Process and measurement helpers shared by the benchmarks.
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import autocannon from 'autocannon'
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
+
+/** Starts a node script that prints its port on the first line of stdout. */
+export function startNode(script, args = [], env = process.env) {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env })
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(() => reject(new Error(`${script} did not start`)), 10_000)
+    child.stdout.on('data', (chunk) => {
+      text += chunk
+      const line = text.split('\n')[0]
+      if (text.includes('\n')) {
+        clearTimeout(timer)
+        child.stdout.removeAllListeners('data')
+        child.stdout.resume()
+        resolve({ child, port: Number(line) })
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
+  })
+}
+
+/** Starts `botgate serve` with its logs in a file; resolves once it listens. */
+export async function startBotgate(main, configFile, logFile, env = process.env) {
+  const { openSync } = await import('node:fs')
+  const out = openSync(logFile, 'w')
+  const child = spawn(process.execPath, [main, 'serve', '--config', configFile], {
+    stdio: ['ignore', out, 'inherit'],
+    env,
+  })
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    await sleep(100)
+    if (child.exitCode !== null) throw new Error(`botgate exited with ${child.exitCode}`)
+    const line = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"botgate listening"'))
+    if (line) {
+      const { webhook, admin } = JSON.parse(line)
+      return { child, webhook, admin }
+    }
+  }
+  throw new Error('botgate did not start')
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve()
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+/** CPU time (user + system) a process has used, in milliseconds. */
+export function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK
+}
+
+/** Resident set size of a process, in MB. */
+export function rssMb(pid) {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return match ? Number(match[1]) / 1024 : Number.NaN
+}
+
+export function hasWrk() {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch (error) {
+    return error.status === 1 // wrk --version exits 1 after printing its version
+  }
+}
+
+function wrkDuration(text) {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text)
+  if (!match) return Number.NaN
+  return Number(match[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[match[2]]
+}
+
+/** Drives `url` with POSTs of `body`; returns req/s, p50 and p99 in ms, and counts. */
+export async function load({ tool, url, headers, body, connections, seconds }) {
+  if (tool === 'wrk') {
+    const script = path.join(tmpdir(), `botgate-bench-${process.pid}.lua`)
+    const lines = ['wrk.method = "POST"', `wrk.body = ${JSON.stringify(body)}`]
+    for (const [name, value] of Object.entries(headers))
+      lines.push(`wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+    writeFileSync(script, `${lines.join('\n')}\n`)
+    const threads = connections >= 100 ? 2 : 1
+    const out = execFileSync(
+      'wrk',
+      ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', script, url],
+      {
+        encoding: 'utf8',
+      },
+    )
+    const number = (re) => Number((re.exec(out) ?? [])[1] ?? 0)
+    const total = number(/(\d+) requests in/)
+    const errors = number(/Non-2xx or 3xx responses: (\d+)/) + number(/Socket errors: connect (\d+)/)
+    return {
+      rps: number(/Requests\/sec:\s+([\d.]+)/),
+      p50: wrkDuration((/50%\s+(\S+)/.exec(out) ?? [])[1] ?? ''),
+      p99: wrkDuration((/99%\s+(\S+)/.exec(out) ?? [])[1] ?? ''),
+      total,
+      errors,
+    }
+  }
+  const result = await autocannon({ url, method: 'POST', headers, body, connections, duration: seconds })
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    errors: result.non2xx + result.errors,
+  }
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}

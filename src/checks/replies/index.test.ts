@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import { createReplyFilter, replyMethod } from './index.js'
+
+const json = (value: unknown) => Buffer.from(JSON.stringify(value))
+
+describe('replyMethod', () => {
+  it.each([
+    ['application/json', json({ method: 'sendMessage', chat_id: 1 }), 'sendMessage'],
+    ['application/json; charset=utf-8', json({ method: 'answerCallbackQuery' }), 'answerCallbackQuery'],
+    ['application/json', json({ ok: true }), null],
+    ['application/json', json([1, 2]), null],
+    ['application/json', json({ method: 5 }), undefined],
+    ['application/json', json('sendMessage'), undefined],
+    ['application/json', Buffer.from('{"method":'), undefined],
+    ['application/x-www-form-urlencoded', Buffer.from('chat_id=1&method=sendPhoto'), 'sendPhoto'],
+    ['application/x-www-form-urlencoded', Buffer.from('chat_id=1'), null],
+    ['text/plain', Buffer.from('method=sendMessage'), undefined],
+    [undefined, Buffer.from('{"method":"sendMessage"}'), undefined],
+    ['application/json', Buffer.alloc(0), null],
+  ])('%s %s -> %s', (type, body, method) => {
+    expect(replyMethod(type, body)).toBe(method)
+  })
+
+  it('reads the method field of multipart/form-data, quoted boundary and all', () => {
+    const body = Buffer.from(
+      '--b0\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n1\r\n' +
+        '--b0\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\nmethod\r\n' +
+        '--b0\r\nContent-Disposition: form-data; name="method"\r\n\r\nsendPhoto\r\n--b0--\r\n',
+    )
+    expect(replyMethod('multipart/form-data; boundary=b0', body)).toBe('sendPhoto')
+    expect(replyMethod('multipart/form-data; boundary="b0"', body)).toBe('sendPhoto')
+    expect(replyMethod('multipart/form-data', body)).toBeUndefined() // no boundary: cannot tell
+    expect(replyMethod('multipart/form-data; boundary=b0', Buffer.from('--b0--\r\n'))).toBeNull()
+  })
+})
+
+describe('createReplyFilter', () => {
+  it('is absent without allow_methods: nothing to parse on the request path', () => {
+    expect(createReplyFilter(undefined)).toBeUndefined()
+    expect(createReplyFilter({})).toBeUndefined()
+  })
+
+  it('allows listed methods case-insensitively, answers without a method, and refuses the rest', () => {
+    const filter = createReplyFilter({ allow_methods: ['sendMessage'] })
+    expect(filter?.('application/json', json({ method: 'SendMessage' }))).toBeUndefined()
+    expect(filter?.('application/json', json({}))).toBeUndefined()
+    expect(filter?.('application/json', json({ method: 'deleteMessage' }))).toBe('reply_method_not_allowed')
+    expect(filter?.('text/html', Buffer.from('<p>'))).toBe('reply_method_not_allowed')
+  })
+})

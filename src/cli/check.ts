@@ -1,0 +1,120 @@
+/**
+ * @module
+ * `botgate check`: validates a config and its policies (or standalone policy files) without
+ * starting anything, and prints what would run, secrets masked. Exit 1 on any problem.
+ */
+
+import { ConfigError } from '../config/errors.js'
+import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.js'
+import { formatDuration } from '../config/units.js'
+import { loadPolicyFile } from '../policy/load.js'
+import type { Policy } from '../policy/schema.js'
+import { CONFIG_OPTION, defaultConfigFile, parse } from './args.js'
+
+export const summary = 'validate the config and policies, print a summary (secrets masked)'
+
+export const help = `Usage: botgate check [--config FILE]
+       botgate check --policy FILE [--policy FILE ...]
+
+Loads the config exactly as serve would (environment, secret files, policy files), reports every
+problem as file:line:col path: message, and prints a summary with secrets masked. With --policy,
+checks standalone policy files instead. Exits 1 if anything is wrong.
+
+  -c, --config FILE   the config file (default: $BOTGATE_CONFIG, else ./gateway.yaml)
+  -p, --policy FILE   a policy file to check (repeatable)
+`
+
+/** `****… (64 chars)`: shows that a secret is set and how long it is, nothing of its content. */
+export function maskSecret(secret: string): string {
+  return `**** (${secret.length} chars)`
+}
+
+/** Keeps the path's shape but hides its random segment, which is as good as a password. */
+export function maskPath(path: string): string {
+  const slash = path.lastIndexOf('/')
+  const segment = path.slice(slash + 1)
+  if (segment.length < 8) return path
+  return `${path.slice(0, slash + 1)}${segment.slice(0, 2)}**** (${segment.length} chars)`
+}
+
+function maskUrl(url: URL): string {
+  if (url.password === '') return url.href
+  const copy = new URL(url.href)
+  copy.password = '****'
+  return copy.href
+}
+
+export function describePolicy(policy: Policy): string[] {
+  const lines = [`mode ${policy.mode ?? 'enforce'}`]
+  for (const [name, section] of Object.entries(policy)) {
+    if (name === 'mode' || section === undefined) continue
+    lines.push(`${name} ${JSON.stringify(section)}`)
+  }
+  return lines
+}
+
+function describeBot(bot: BotConfig): string[] {
+  const upstream = bot.upstream
+  return [
+    `bot ${bot.name}${bot.username === undefined ? '' : ` (@${bot.username})`}`,
+    `  path          ${maskPath(bot.path)}`,
+    `  secret_token  ${maskSecret(bot.secretToken)}`,
+    `  upstream      ${maskUrl(upstream.url)} timeout ${formatDuration(upstream.timeoutMs)}, upstream secret ${upstream.secretToken === undefined ? 'not set' : maskSecret(upstream.secretToken)}`,
+    `  max_inflight  ${bot.maxInflight}`,
+    `  policy        ${bot.policyOrigin.label}`,
+    ...describePolicy(bot.policy).map((line) => `                ${line}`),
+  ]
+}
+
+export function describeConfig(config: GatewayConfig, name: string): string {
+  const proxies = config.trustedProxies.size
+  const lines = [
+    `${name}: OK`,
+    `listen ${config.listen.host}:${config.listen.port}, admin ${config.adminListen.host}:${config.adminListen.port}`,
+    `trusted_proxies ${proxies === 0 ? 'none' : `${proxies} network(s)`}, store ${config.store.type}, log level ${config.log.level}`,
+    ...config.bots.flatMap(describeBot),
+  ]
+  if (config.warnings.length > 0)
+    lines.push('warnings:', ...config.warnings.map((warning) => `  - ${warning}`))
+  return `${lines.join('\n')}\n`
+}
+
+export function run(args: readonly string[]): number {
+  const { values } = parse(args, { ...CONFIG_OPTION, policy: { type: 'string', short: 'p', multiple: true } })
+  try {
+    if (values.policy !== undefined) {
+      let failed = false
+      for (const file of values.policy) {
+        let loaded: ReturnType<typeof loadPolicyFile>
+        try {
+          loaded = loadPolicyFile(file, process.env)
+        } catch (error) {
+          process.stderr.write(
+            `${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+          )
+          failed = true
+          continue
+        }
+        if (loaded.policy === undefined) {
+          process.stderr.write(`${new ConfigError(loaded.source.issues).message}\n`)
+          failed = true
+        } else {
+          process.stdout.write(
+            `${loaded.source.name}: OK\n${describePolicy(loaded.policy)
+              .map((l) => `  ${l}`)
+              .join('\n')}\n`,
+          )
+        }
+      }
+      return failed ? 1 : 0
+    }
+    const file = defaultConfigFile(values.config)
+    const config = loadConfig(file)
+    process.stdout.write(describeConfig(config, file))
+    return 0
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`${error.message}\n`)
+    return 1
+  }
+}

@@ -1,0 +1,164 @@
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConfigError } from './errors.js'
+import { loadConfig } from './load.js'
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures/config')
+const ENV = { SECRET: 'AAAAAAAAAAAAAAAAAAAA_-0123456789abcdefghijklmnopqrstuvwxyz', MAX_INFLIGHT: '50' }
+
+let cwd: string
+beforeAll(() => {
+  cwd = process.cwd()
+  process.chdir(FIXTURES) // messages name files relative to the working directory
+})
+afterAll(() => process.chdir(cwd))
+
+function problems(file: string): string[] {
+  try {
+    loadConfig(file, { env: ENV })
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message.split('\n')
+    throw error
+  }
+  throw new Error(`${file} loaded without errors`)
+}
+
+describe('loadConfig: a valid config', () => {
+  it('substitutes, reads secret files, loads policy files and resolves units', () => {
+    const config = loadConfig('valid.yaml', { env: ENV })
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 })
+    expect(config.adminListen).toEqual({ host: '127.0.0.1', port: 9090 })
+    expect(config.trustedProxies.size).toBe(2)
+    expect(config.timeouts).toEqual({ headerMs: 10_000, bodyMs: 30_000, keepAliveMs: 30_000 })
+    expect(config.shutdownGraceMs).toBe(20_000)
+    const [bot] = config.bots
+    expect(bot?.path).toBe('/tg/abcdefghijklmnopqrstuvwxyz012345')
+    expect(bot?.secretToken).toBe('sEcReT_0123456789-abcdefghijklmnopqrstuvwxyzABCDEFG') // one newline trimmed
+    expect(bot?.maxInflight).toBe(50) // "50" from the environment, read as the integer the schema wants
+    expect(bot?.upstream.url.href).toBe('http://127.0.0.1:8081/webhook?bot=shop')
+    expect(bot?.upstream.timeoutMs).toBe(5000)
+    expect(bot?.upstream.secretToken).toBeUndefined() // ${UPSTREAM_SECRET:-} is empty: not set
+    expect(bot?.policy.sources?.allow).toEqual(['telegram', '203.0.113.0/24'])
+    expect(bot?.policy.updates?.max_body).toBe('64KiB')
+    expect(bot?.policyOrigin.label).toBe('policies/ok.yaml')
+    expect(config.files.map((file) => path.relative(FIXTURES, file)).sort()).toEqual([
+      'policies/ok.yaml',
+      'secrets/shop_secret',
+      'valid.yaml',
+    ])
+  })
+
+  it('takes ${NAME:-default} defaults and environment overrides', () => {
+    const config = loadConfig('valid.yaml', {
+      env: { ...ENV, LISTEN: '0.0.0.0:9999', SHOP_PATH: 'x'.repeat(20) },
+    })
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 9999 })
+    expect(config.bots[0]?.path).toBe(`/tg/${'x'.repeat(20)}`)
+  })
+
+  it('gives a bot without policy the shipped default policy', () => {
+    const config = loadConfig('missing-policy-default.yaml', { env: ENV })
+    expect(config.bots[0]?.policy.sources?.allow).toEqual(['telegram'])
+    expect(config.bots[0]?.policyOrigin.file?.endsWith(path.join('policies', 'default.yaml'))).toBe(true)
+  })
+})
+
+describe('loadConfig: one fixture per failure mode, exact messages', () => {
+  it.each([
+    [
+      'missing-secret.yaml',
+      'missing-secret.yaml:3:5 bots[0].secret_token: is required (or give secret_token_file): without it anyone who finds the path could post updates',
+    ],
+    [
+      'weak-secret.yaml',
+      'weak-secret.yaml:5:19 bots[0].secret_token: is too weak: 12 characters, at least 32 required (botgate secret prints one)',
+    ],
+    [
+      'ill-formed-secret.yaml',
+      "ill-formed-secret.yaml:5:19 bots[0].secret_token: must use only A-Z, a-z, 0-9, _ and - (Telegram's secret_token charset)",
+    ],
+    [
+      'both-secrets.yaml',
+      'both-secrets.yaml:6:5 bots[0].secret_token_file: give either secret_token or secret_token_file, not both',
+    ],
+    [
+      'missing-secret-file.yaml',
+      'missing-secret-file.yaml:5:24 bots[0].secret_token_file: cannot read secrets/nope: ENOENT',
+    ],
+    ['bad-upstream-url.yaml', 'bad-upstream-url.yaml:7:12 bots[0].upstream.url: must be an http(s) URL'],
+    [
+      'unparseable-upstream-url.yaml',
+      'unparseable-upstream-url.yaml:7:12 bots[0].upstream.url: must be an http(s) URL',
+    ],
+    [
+      'empty-sources-inline.yaml',
+      'empty-sources-inline.yaml:10:16 bots[0].policy.sources.allow: must not be empty (write [any] to allow every address explicitly)',
+    ],
+    [
+      'empty-sources-file.yaml',
+      'policies/empty-sources.yaml:3:10 sources.allow: must not be empty (write [any] to allow every address explicitly)',
+    ],
+    [
+      'unknown-policy-key.yaml',
+      'policies/unknown-section.yaml:3:1 sourcse: unknown key "sourcse" (did you mean "sources"?)',
+    ],
+    [
+      'missing-policy-file.yaml',
+      'missing-policy-file.yaml:8:13 bots[0].policy: cannot read policy file policies/missing.yaml: ENOENT',
+    ],
+    [
+      'unset-variable.yaml',
+      'unset-variable.yaml:5:19 bots[0].secret_token: environment variable UNSET_SECRET is not set (write ${UNSET_SECRET:-default} for a default)',
+    ],
+    [
+      'bad-size.yaml',
+      'bad-size.yaml:10:19 bots[0].policy.updates.max_body: must be a size like 256KiB, 64KB or 1MiB',
+    ],
+    [
+      'bad-trusted-proxy.yaml',
+      'bad-trusted-proxy.yaml:1:19 trusted_proxies[0]: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?',
+    ],
+    [
+      'admin-on-webhook-port.yaml',
+      'admin-on-webhook-port.yaml:1:18 admin.listen: must differ from listen: the admin endpoints never share the webhook listener',
+    ],
+    ['no-bots.yaml', 'no-bots.yaml:2:7 bots: must list at least one bot'],
+    ['duplicate-key.yaml', 'duplicate-key.yaml:2:1 YAML: Map keys must be unique'],
+    [
+      'yaml-syntax.yaml',
+      'yaml-syntax.yaml:2:1 YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ],
+    ['empty.yaml', 'empty.yaml:1:1 the file is empty: it needs at least a bots list'],
+    ['nonexistent.yaml', 'nonexistent.yaml:1:1 cannot read the config file: ENOENT'],
+  ])('%s', (file, message) => {
+    expect(problems(file)).toEqual([message])
+  })
+
+  it('reports every problem of a file, in file order', () => {
+    expect(problems('duplicate-bots.yaml')).toEqual([
+      'duplicate-bots.yaml:8:11 bots[1].name: duplicates bots[0].name: each bot needs its own name',
+      'duplicate-bots.yaml:9:11 bots[1].path: duplicates bots[0].path: each bot needs its own path',
+    ])
+    expect(problems('bad-source.yaml')).toEqual([
+      'bad-source.yaml:10:27 bots[0].policy.sources.allow[1]: "149.154.167.99/20" has host bits set; did you mean 149.154.160.0/20?',
+      'bad-source.yaml:10:46 bots[0].policy.sources.allow[2]: "localhost" is not an address, a CIDR network, telegram or any',
+    ])
+    expect(problems('wrong-types.yaml')).toEqual([
+      'wrong-types.yaml:6:19 bots[0].max_inflight: must be an integer',
+      'wrong-types.yaml:9:16 bots[0].upstream.timeout: must be a duration like 500ms, 25s, 5m, 24h or 7d',
+    ])
+    expect(problems('bad-names.yaml')).toEqual([
+      'bad-names.yaml:1:9 listen: must be host:port, e.g. 0.0.0.0:8080 or [::]:8080',
+      'bad-names.yaml:3:11 bots[0].name: must be 1-64 characters of a-z, 0-9, _ and -',
+      'bad-names.yaml:4:11 bots[0].path: must be a URL path starting with / made of letters, digits and . _ ~ / -',
+    ])
+  })
+
+  it('points at an unknown key and suggests the likely one, next to what it left missing', () => {
+    expect(problems('typo-key.yaml')).toEqual([
+      'typo-key.yaml:3:5 bots[0].upstream: is required',
+      'typo-key.yaml:6:5 bots[0].upstrem: unknown key "upstrem" (did you mean "upstream"?)',
+    ])
+  })
+})

@@ -1,0 +1,361 @@
+/**
+ * @module
+ * The config loader: YAML -> `${ENV}` substitution -> schema (types, defaults, unknown keys) ->
+ * the rules a schema cannot state (secrets present, strong and readable; names and paths unique;
+ * URLs, networks and listeners well-formed) -> a {@link GatewayConfig} whose values are ready to
+ * use: durations in milliseconds, networks parsed, secrets read, policies loaded.
+ *
+ * Every problem is collected, not just the first, and reported as `file:line:col path: message`.
+ */
+
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { SECRET_CHARSET } from '../checks/secret/index.js'
+import {
+  checkPolicy,
+  DEFAULT_POLICY_FILE,
+  loadPolicyFile,
+  type PolicyOrigin,
+  policyPath,
+} from '../policy/load.js'
+import type { Policy } from '../policy/schema.js'
+import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
+import { ConfigError, type ConfigIssue } from './errors.js'
+import { configSchema, type RawBot, type RawConfig } from './schema.js'
+import { displayName, type Segment, YamlSource } from './source.js'
+import { parseDuration } from './units.js'
+import { validate } from './validate.js'
+
+export interface HostPort {
+  readonly host: string
+  readonly port: number
+}
+
+export interface UpstreamConfig {
+  readonly url: URL
+  readonly timeoutMs: number
+  readonly secretToken: string | undefined
+}
+
+export interface BotConfig {
+  readonly name: string
+  readonly username: string | undefined
+  readonly path: string
+  readonly secretToken: string
+  readonly maxInflight: number
+  readonly upstream: UpstreamConfig
+  readonly policy: Policy
+  readonly policyOrigin: PolicyOrigin
+}
+
+export interface GatewayConfig {
+  /** The config file, absolute. */
+  readonly file: string
+  /** Every file this config was built from (config, policies, secret files): the reload watch list. */
+  readonly files: readonly string[]
+  readonly listen: HostPort
+  readonly adminListen: HostPort
+  readonly trustedProxies: CidrSet
+  readonly timeouts: { readonly headerMs: number; readonly bodyMs: number; readonly keepAliveMs: number }
+  readonly shutdownGraceMs: number
+  readonly store: RawConfig['store']
+  readonly log: RawConfig['log']
+  readonly bots: readonly BotConfig[]
+  /** Legal but risky choices (fail-open settings, weak-looking values): logged at every load. */
+  readonly warnings: readonly string[]
+}
+
+export interface LoadOptions {
+  readonly env?: NodeJS.ProcessEnv
+  /** Adjusts the loaded config before use (the demo binds to loopback and allows it as a source). */
+  readonly adjust?: (config: GatewayConfig) => GatewayConfig
+}
+
+/** Telegram allows 1-256 characters; we ask for at least 32 so a secret cannot be guessed (SPEC section 2). */
+export const MIN_SECRET_LENGTH = 32
+const MAX_SECRET_LENGTH = 256
+
+/** Telegram gives up on a webhook answer after 60 s (SPEC section 1). */
+const TELEGRAM_TIMEOUT_MS = 60_000
+
+function parseHostPort(text: string): HostPort | undefined {
+  const colon = text.lastIndexOf(':')
+  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(text.slice(colon + 1))
+  return Number.isInteger(port) && port >= 0 && port <= 65535 ? { host, port } : undefined
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message
+}
+
+/** Trims one trailing newline, as `echo secret > file` and Kubernetes secrets leave one. */
+function readSecretFile(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+}
+
+class Resolver {
+  readonly source: YamlSource
+  readonly env: NodeJS.ProcessEnv
+  readonly files = new Set<string>()
+  readonly warnings: string[] = []
+  readonly policySources: YamlSource[] = []
+
+  constructor(source: YamlSource, env: NodeJS.ProcessEnv) {
+    this.source = source
+    this.env = env
+    this.files.add(source.file)
+  }
+
+  /** `key` or `key_file`: exactly one of them, or neither when optional. */
+  secret(
+    raw: Record<string, unknown>,
+    at: readonly Segment[],
+    key: string,
+    required: string | undefined,
+  ): string | undefined {
+    const direct = raw[key] as string | undefined
+    const file = raw[`${key}_file`] as string | undefined
+    if (direct !== undefined && file !== undefined) {
+      this.source.issue([...at, `${key}_file`], `give either ${key} or ${key}_file, not both`, 'key')
+      return undefined
+    }
+    if (file !== undefined) {
+      const absolute = path.resolve(path.dirname(this.source.file), file)
+      this.files.add(absolute)
+      try {
+        return readSecretFile(absolute)
+      } catch (error) {
+        this.source.issue([...at, `${key}_file`], `cannot read ${file}: ${errorCode(error)}`)
+        return undefined
+      }
+    }
+    if (direct === undefined || direct === '') {
+      if (required !== undefined)
+        this.source.issue([...at, key], `${direct === undefined ? 'is required' : 'is empty'} ${required}`)
+      return undefined
+    }
+    return direct
+  }
+
+  /** Telegram's secret charset and our minimum length; `minimum` 1 for secrets that only the bot checks. */
+  secretRules(value: string, at: readonly Segment[], minimum: number): boolean {
+    if (!SECRET_CHARSET.test(value)) {
+      this.source.issue(at, "must use only A-Z, a-z, 0-9, _ and - (Telegram's secret_token charset)")
+      return false
+    }
+    if (value.length < minimum) {
+      this.source.issue(
+        at,
+        `is too weak: ${value.length} characters, at least ${minimum} required (botgate secret prints one)`,
+      )
+      return false
+    }
+    if (value.length > MAX_SECRET_LENGTH) {
+      this.source.issue(at, `is too long: Telegram accepts at most ${MAX_SECRET_LENGTH} characters`)
+      return false
+    }
+    return true
+  }
+
+  networks(entries: readonly string[], at: readonly Segment[]): CidrSet {
+    const cidrs: Cidr[] = []
+    for (const [index, entry] of entries.entries()) {
+      const cidr = parseCidr(entry)
+      if (typeof cidr === 'string') this.source.issue([...at, index], cidr)
+      else cidrs.push(cidr)
+    }
+    return new CidrSet(cidrs)
+  }
+
+  policy(bot: RawBot, at: readonly Segment[]): { policy: Policy; origin: PolicyOrigin } | undefined {
+    if (typeof bot.policy === 'object') {
+      checkPolicy(bot.policy, this.source, [...at, 'policy'])
+      return { policy: bot.policy, origin: { file: undefined, label: 'inline' } }
+    }
+    const file = bot.policy === undefined ? DEFAULT_POLICY_FILE : policyPath(this.source.file, bot.policy)
+    const label = bot.policy === undefined ? 'the shipped default (policies/default.yaml)' : undefined
+    this.files.add(file)
+    let loaded: ReturnType<typeof loadPolicyFile>
+    try {
+      loaded = loadPolicyFile(file, this.env)
+    } catch (error) {
+      this.source.issue(
+        [...at, 'policy'],
+        `cannot read policy file ${displayName(file)}: ${errorCode(error)}`,
+      )
+      return undefined
+    }
+    this.policySources.push(loaded.source)
+    if (loaded.policy === undefined) return undefined
+    return { policy: loaded.policy, origin: label === undefined ? loaded.origin : { file, label } }
+  }
+
+  upstream(bot: RawBot, at: readonly Segment[]): UpstreamConfig | undefined {
+    let url: URL | undefined
+    try {
+      url = new URL(bot.upstream.url)
+    } catch {
+      this.source.issue([...at, 'upstream', 'url'], 'must be an http(s) URL')
+    }
+    if (url && (!['http:', 'https:'].includes(url.protocol) || url.hostname === '')) {
+      this.source.issue([...at, 'upstream', 'url'], 'must be an http(s) URL')
+      url = undefined
+    }
+    const timeoutMs = parseDuration(bot.upstream.timeout)
+    if (timeoutMs === 0) this.source.issue([...at, 'upstream', 'timeout'], 'must be more than 0')
+    if (timeoutMs >= TELEGRAM_TIMEOUT_MS) {
+      this.warnings.push(
+        `bot ${bot.name}: upstream.timeout ${bot.upstream.timeout} is not under Telegram's 60 s: Telegram will resend before the gateway answers`,
+      )
+    }
+    const secretAt = [...at, 'upstream', 'secret_token']
+    const secretToken = this.secret(
+      bot.upstream as Record<string, unknown>,
+      [...at, 'upstream'],
+      'secret_token',
+      undefined,
+    )
+    if (secretToken !== undefined) this.secretRules(secretToken, secretAt, 1)
+    return url === undefined ? undefined : { url, timeoutMs, secretToken }
+  }
+
+  bot(bot: RawBot, index: number): BotConfig | undefined {
+    const at: Segment[] = ['bots', index]
+    const secretToken = this.secret(
+      bot as Record<string, unknown>,
+      at,
+      'secret_token',
+      '(or give secret_token_file): without it anyone who finds the path could post updates',
+    )
+    const secretOk =
+      secretToken !== undefined &&
+      this.secretRules(
+        secretToken,
+        [...at, bot.secret_token_file ? 'secret_token_file' : 'secret_token'],
+        MIN_SECRET_LENGTH,
+      )
+    const upstream = this.upstream(bot, at)
+    const policy = this.policy(bot, at)
+    if (!secretOk || !upstream || !policy || secretToken === undefined) return undefined
+    const segment = bot.path.split('/').pop() ?? ''
+    if (segment.length < 16) {
+      this.warnings.push(
+        `bot ${bot.name}: path ${bot.path} has no long random segment: put one in it (botgate secret prints one)`,
+      )
+    }
+    return {
+      name: bot.name,
+      username: bot.username,
+      path: bot.path,
+      secretToken,
+      maxInflight: bot.max_inflight,
+      upstream,
+      policy: policy.policy,
+      policyOrigin: policy.origin,
+    }
+  }
+}
+
+function unique(raw: RawConfig, source: YamlSource): void {
+  for (const key of ['name', 'path'] as const) {
+    const seen = new Map<string, number>()
+    raw.bots.forEach((bot, index) => {
+      const first = seen.get(bot[key])
+      if (first === undefined) seen.set(bot[key], index)
+      else
+        source.issue(['bots', index, key], `duplicates bots[${first}].${key}: each bot needs its own ${key}`)
+    })
+  }
+}
+
+function shadowWarnings(bots: readonly BotConfig[], warnings: string[]): void {
+  for (const bot of bots) {
+    const { mode, ...sections } = bot.policy
+    if (mode === 'shadow')
+      warnings.push(`bot ${bot.name}: policy mode is shadow: policy verdicts are logged, not enforced`)
+    for (const [name, section] of Object.entries(sections)) {
+      if ((section as { mode?: string } | undefined)?.mode === 'shadow') {
+        warnings.push(
+          `bot ${bot.name}: section ${name} is in shadow mode: its verdicts are logged, not enforced`,
+        )
+      }
+    }
+    if (bot.policy.sources?.allow.includes('any')) {
+      warnings.push(
+        `bot ${bot.name}: sources.allow includes any: every address may deliver updates (the secret still applies)`,
+      )
+    }
+  }
+}
+
+/** Loads and checks a config file; throws {@link ConfigError} with every problem found. */
+export function loadConfig(file: string, options: LoadOptions = {}): GatewayConfig {
+  const env = options.env ?? process.env
+  const absolute = path.resolve(file)
+  let source: YamlSource
+  try {
+    source = YamlSource.read(absolute)
+  } catch (error) {
+    throw new ConfigError([
+      { file: file, line: 1, col: 1, path: '', message: `cannot read the config file: ${errorCode(error)}` },
+    ])
+  }
+  const fail = (extra: readonly YamlSource[] = []): never => {
+    const issues: ConfigIssue[] = [...source.issues, ...extra.flatMap((s) => s.issues)]
+    throw new ConfigError(issues)
+  }
+  if (source.issues.length > 0) fail()
+  source.substitute(env)
+  const value = source.value()
+  if (value === undefined || value === null) {
+    source.issue([], 'the file is empty: it needs at least a bots list')
+    fail()
+  }
+  const raw = validate(configSchema, value, source)
+  if (source.issues.length > 0 || raw === undefined) return fail()
+
+  const resolver = new Resolver(source, env)
+  unique(raw, source)
+  const trustedProxies = resolver.networks(raw.trusted_proxies, ['trusted_proxies'])
+  const listen = parseHostPort(raw.listen)
+  if (!listen) source.issue(['listen'], 'must be host:port with a port of 0-65535')
+  const adminListen = parseHostPort(raw.admin.listen)
+  if (!adminListen) source.issue(['admin', 'listen'], 'must be host:port with a port of 0-65535')
+  if (
+    listen &&
+    adminListen &&
+    listen.port !== 0 &&
+    listen.port === adminListen.port &&
+    listen.host === adminListen.host
+  ) {
+    source.issue(
+      ['admin', 'listen'],
+      'must differ from listen: the admin endpoints never share the webhook listener',
+    )
+  }
+  const bots = raw.bots.map((bot, index) => resolver.bot(bot, index))
+  if (source.issues.length > 0 || resolver.policySources.some((s) => s.issues.length > 0))
+    fail(resolver.policySources)
+
+  const resolved = bots as BotConfig[]
+  shadowWarnings(resolved, resolver.warnings)
+  const config: GatewayConfig = {
+    file: absolute,
+    files: [...resolver.files],
+    listen: listen as HostPort,
+    adminListen: adminListen as HostPort,
+    trustedProxies,
+    timeouts: {
+      headerMs: parseDuration(raw.timeouts.header),
+      bodyMs: parseDuration(raw.timeouts.body),
+      keepAliveMs: parseDuration(raw.timeouts.keep_alive),
+    },
+    shutdownGraceMs: parseDuration(raw.shutdown_grace),
+    store: raw.store,
+    log: raw.log,
+    bots: resolved,
+    warnings: resolver.warnings,
+  }
+  return options.adjust === undefined ? config : options.adjust(config)
+}

@@ -1,0 +1,144 @@
+/**
+ * @module
+ * botgate's metrics, named and labelled once here; the dashboards and alert rules in
+ * deploy/monitoring refer to these names.
+ */
+
+import type { Outcome } from '../pipeline/answer.js'
+import type { Reason } from '../pipeline/verdict.js'
+import {
+  Counter,
+  type CounterChild,
+  Gauge,
+  type GaugeChild,
+  Histogram,
+  type HistogramChild,
+  Registry,
+} from './prometheus.js'
+
+/** Seconds. Webhook forwards are milliseconds; the tail reaches Telegram's 60 s limit. */
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+]
+
+/** The label value for requests that matched no bot. */
+export const NO_BOT = '-'
+
+export class BotMetrics {
+  readonly #requests: Counter
+  readonly #shadow: Counter
+  readonly #name: string
+  readonly #byOutcome = new Map<string, CounterChild>()
+  readonly duration: HistogramChild
+  readonly upstream: HistogramChild
+  readonly inflight: GaugeChild
+
+  constructor(metrics: GatewayMetrics, name: string) {
+    this.#name = name
+    this.#requests = metrics.requests
+    this.#shadow = metrics.shadow
+    this.duration = metrics.duration.labels(name)
+    this.upstream = metrics.upstreamDuration.labels(name)
+    this.inflight = metrics.inflight.labels(name)
+  }
+
+  request(reason: Reason, outcome: Outcome): void {
+    const key = `${outcome}:${reason}`
+    let child = this.#byOutcome.get(key)
+    if (child === undefined) {
+      child = this.#requests.labels(this.#name, reason, outcome)
+      this.#byOutcome.set(key, child)
+    }
+    child.inc()
+  }
+
+  shadow(reason: Reason): void {
+    this.#shadow.labels(this.#name, reason).inc()
+  }
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry()
+  readonly requests = this.registry.register(
+    new Counter('botgate_requests_total', 'Requests answered, by bot, reason code and outcome.', [
+      'bot',
+      'reason',
+      'outcome',
+    ]),
+  )
+  readonly shadow = this.registry.register(
+    new Counter(
+      'botgate_shadow_verdicts_total',
+      'Verdicts of checks in shadow mode: would have dropped or rejected.',
+      ['bot', 'reason'],
+    ),
+  )
+  readonly duration = this.registry.register(
+    new Histogram(
+      'botgate_request_duration_seconds',
+      'Time from request to answer, seconds.',
+      ['bot'],
+      LATENCY_BUCKETS,
+    ),
+  )
+  readonly upstreamDuration = this.registry.register(
+    new Histogram(
+      'botgate_upstream_duration_seconds',
+      'Time the upstream took to answer a forward, seconds.',
+      ['bot'],
+      LATENCY_BUCKETS,
+    ),
+  )
+  readonly inflight = this.registry.register(
+    new Gauge('botgate_inflight_requests', 'Authenticated requests being processed now.', ['bot']),
+  )
+  readonly reloads = this.registry.register(
+    new Counter('botgate_config_reloads_total', 'Config reloads, by result (success or failure).', [
+      'result',
+    ]),
+  )
+  readonly lastReload = this.registry.register(
+    new Gauge(
+      'botgate_config_last_reload_success_timestamp_seconds',
+      'When the running config was loaded, Unix seconds.',
+    ),
+  )
+  readonly info = this.registry.register(
+    new Gauge('botgate_build_info', 'Version of the running botgate.', ['version', 'node']),
+  )
+  readonly rss = this.registry.register(
+    new Gauge('process_resident_memory_bytes', 'Resident memory size in bytes.'),
+  )
+  readonly heap = this.registry.register(new Gauge('nodejs_heap_used_bytes', 'V8 heap in use, bytes.'))
+  readonly started = this.registry.register(
+    new Gauge('process_start_time_seconds', 'Start time of the process, Unix seconds.'),
+  )
+
+  readonly #bots = new Map<string, BotMetrics>()
+
+  constructor(version: string) {
+    this.info.labels(version, process.version).set(1)
+    this.started.labels().set(Math.round(Date.now() / 1000 - process.uptime()))
+    this.reloads.labels('success')
+    this.reloads.labels('failure')
+    this.registry.onCollect(() => {
+      const memory = process.memoryUsage()
+      this.rss.labels().set(memory.rss)
+      this.heap.labels().set(memory.heapUsed)
+    })
+  }
+
+  /** The handles of one bot; the same object across reloads, so counters keep counting. */
+  bot(name: string): BotMetrics {
+    let bot = this.#bots.get(name)
+    if (bot === undefined) {
+      bot = new BotMetrics(this, name)
+      this.#bots.set(name, bot)
+    }
+    return bot
+  }
+
+  render(): string {
+    return this.registry.render()
+  }
+}

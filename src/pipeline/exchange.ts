@@ -1,0 +1,41 @@
+/**
+ * @module
+ * The state of one request as it travels the pipeline: created by the listener, filled in by the
+ * steps (client address, body, update facts), read at the end by the log line and the metrics.
+ */
+
+import type { IncomingMessage } from 'node:http'
+import type { ClientAddress } from '../request/client-ip.js'
+import type { Update } from '../telegram/update.js'
+import type { Reason } from './verdict.js'
+
+export class Exchange {
+  readonly incoming: IncomingMessage
+  readonly requestId: string
+  /** `performance.now()` when the request reached the gateway. */
+  readonly startedAt: number
+  client: ClientAddress | undefined = undefined
+  /** The exact bytes received; forwarded unchanged. */
+  body: Buffer | undefined = undefined
+  update: Update | undefined = undefined
+  /** Verdicts that shadow-mode checks would have given: logged and counted, not enforced. */
+  would: Reason[] | undefined = undefined
+  /** Milliseconds the upstream took, when it was called. */
+  upstreamMs: number | undefined = undefined
+  /** The upstream's HTTP status, when it answered. */
+  upstreamStatus: number | undefined = undefined
+  /** A short note for the log line (which header was wrong, why a reply was withheld); never user content. */
+  detail: string | undefined = undefined
+
+  constructor(incoming: IncomingMessage, requestId: string, startedAt: number) {
+    this.incoming = incoming
+    this.requestId = requestId
+    this.startedAt = startedAt
+  }
+
+  /** Records what a shadowed check would have done. */
+  noteShadow(reason: Reason): void {
+    if (this.would === undefined) this.would = [reason]
+    else this.would.push(reason)
+  }
+}

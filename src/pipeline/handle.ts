@@ -1,0 +1,49 @@
+/**
+ * @module
+ * One request through one bot's pipeline, in the fixed order of SPEC section 3:
+ * checks 2-4 (who), 5-7 (what bytes), 8-12 (which update, under which policy), 13 (forward).
+ */
+
+import { INVALID_ENVELOPE } from '../checks/updates/index.js'
+import { forward } from '../forward/index.js'
+import type { BotPipeline } from '../policy/compile.js'
+import { checkMediaType, hasUnreadBody, MALFORMED_JSON, parseJsonObject, readBody } from '../request/body.js'
+import { readEnvelope } from '../telegram/update.js'
+import { type Answer, dropAnswer, rejectAnswer } from './answer.js'
+import type { Exchange } from './exchange.js'
+import { isPromise, runChecks } from './run.js'
+
+export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProto: string): Promise<Answer> {
+  const incoming = exchange.incoming
+  let early = runChecks(bot.requestChecks, exchange, undefined)
+  if (isPromise(early)) early = await early
+  early ??= checkMediaType(incoming)
+  if (early !== undefined) return rejectAnswer(early, hasUnreadBody(incoming))
+
+  const inflight = bot.metrics.inflight
+  inflight.inc()
+  try {
+    const body = await readBody(incoming, bot.body.readLimit)
+    if ('reject' in body) {
+      exchange.detail = body.detail
+      return rejectAnswer(body.reject, true)
+    }
+    exchange.body = body
+    if (body.length > bot.body.limit) exchange.noteShadow('body_too_large')
+    const json = parseJsonObject(body)
+    if (json === undefined) return rejectAnswer(MALFORMED_JSON, false)
+    const update = readEnvelope(json)
+    if (typeof update === 'string') {
+      exchange.detail = `envelope: ${update}`
+      return dropAnswer(INVALID_ENVELOPE)
+    }
+    exchange.update = update
+    let verdict = runChecks(bot.updateChecks, exchange, update)
+    if (isPromise(verdict)) verdict = await verdict
+    if (verdict !== undefined)
+      return verdict.kind === 'reject' ? rejectAnswer(verdict, false) : dropAnswer(verdict)
+    return await forward(bot, exchange, forwardedProto)
+  } finally {
+    inflight.dec()
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * @module
+ * Loading a policy: from its own YAML file (relative to the config file) or inline in the config,
+ * validated against the policy schema, then against the rules a schema cannot state.
+ */
+
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseSources } from '../checks/sources/index.js'
+import { type Segment, YamlSource } from '../config/source.js'
+import { validate } from '../config/validate.js'
+import { type Policy, policySchema } from './schema.js'
+
+/** The policy a bot gets when its config names none: the shipped, commented default. */
+export const DEFAULT_POLICY_FILE = fileURLToPath(new URL('../../policies/default.yaml', import.meta.url))
+
+/** Where a policy came from, for summaries and the file watcher. */
+export interface PolicyOrigin {
+  /** The policy file, or undefined for an inline policy. */
+  readonly file: string | undefined
+  /** `policies/default.yaml`, or `inline`. */
+  readonly label: string
+}
+
+/** Rules beyond the schema, reported at `base` inside `source`. */
+export function checkPolicy(policy: Policy, source: YamlSource, base: readonly Segment[]): void {
+  if (policy.sources) {
+    for (const { index, message } of parseSources(policy.sources.allow).problems) {
+      source.issue([...base, 'sources', 'allow', index], message)
+    }
+  }
+}
+
+/** Reads, substitutes, validates and checks a policy file; problems are recorded on the returned source. */
+export function loadPolicyFile(
+  file: string,
+  env: NodeJS.ProcessEnv,
+): { policy: Policy | undefined; source: YamlSource; origin: PolicyOrigin } {
+  const source = YamlSource.read(file)
+  const origin = { file, label: source.name }
+  if (source.issues.length > 0) return { policy: undefined, source, origin }
+  source.substitute(env)
+  const policy = validate(policySchema, source.value() ?? {}, source)
+  if (policy) checkPolicy(policy, source, [])
+  return { policy: source.issues.length > 0 ? undefined : policy, source, origin }
+}
+
+/** Resolves a bot's `policy` value: a path relative to the config file's folder. */
+export function policyPath(configFile: string, reference: string): string {
+  return path.resolve(path.dirname(configFile), reference)
+}

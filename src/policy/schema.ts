@@ -1,0 +1,30 @@
+/**
+ * @module
+ * The policy: one optional section per check, each with its own schema in its check's folder, so
+ * the YAML key, the schema and the code that enforces it share one name.
+ */
+
+import { type Static, Type } from '@sinclair/typebox'
+import { SectionMode } from '../checks/mode.js'
+import { repliesSchema } from '../checks/replies/index.js'
+import { sourcesSchema } from '../checks/sources/index.js'
+import { updatesSchema } from '../checks/updates/index.js'
+
+export const policySchema = Type.Object(
+  {
+    mode: Type.Optional(SectionMode),
+    sources: Type.Optional(sourcesSchema),
+    updates: Type.Optional(updatesSchema),
+    replies: Type.Optional(repliesSchema),
+  },
+  {
+    additionalProperties: false,
+    title: 'botgate policy',
+    description: 'What one bot accepts. Every section is optional; a missing section takes its defaults.',
+  },
+)
+
+export type Policy = Static<typeof policySchema>
+
+/** The section names, for messages that list them. */
+export const SECTION_NAMES = Object.keys(policySchema.properties).filter((key) => key !== 'mode')

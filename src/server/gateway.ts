@@ -1,0 +1,268 @@
+/**
+ * @module
+ * The running gateway: two listeners (webhook and admin), the current config generation, reloads
+ * and shutdown.
+ *
+ * A generation is everything built from one config: compiled pipelines, upstream pools and the
+ * hono app. Reloads build a new generation off the request path and swap one reference; requests
+ * already running finish on the generation they started on, whose upstream pools are closed once
+ * its last request is done. A config that fails to load is refused and the old one keeps serving.
+ */
+
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
+import type { Hono } from 'hono'
+import { ConfigError } from '../config/errors.js'
+import { type GatewayConfig, type LoadOptions, loadConfig } from '../config/load.js'
+import { buildAdminApp, type Readiness } from '../observe/admin.js'
+import { createLogger, flushLogger, type Logger } from '../observe/logger.js'
+import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
+import { type BotPipeline, compileBot } from '../policy/compile.js'
+import { ClientIpResolver } from '../request/client-ip.js'
+import { VERSION } from '../version.js'
+import { buildWebhookApp } from './app.js'
+import { FileWatcher } from './watch.js'
+
+/** Node checks header and request timeouts on this interval (its default, 30 s, would blur them). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1000
+
+class Generation {
+  readonly config: GatewayConfig
+  readonly bots: readonly BotPipeline[]
+  readonly app: Hono<{ Bindings: HttpBindings }>
+  #active = 0
+  #retired = false
+
+  constructor(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, gateway: Gateway) {
+    this.config = config
+    this.bots = config.bots.map((bot) => compileBot(bot, metrics))
+    this.app = buildWebhookApp({
+      bots: this.bots,
+      resolver: new ClientIpResolver(config.trustedProxies),
+      logger,
+      unrouted: metrics.bot(NO_BOT),
+      track: (delta) => {
+        this.#active += delta
+        gateway.track(delta)
+        if (this.#retired && this.#active === 0) this.#close()
+      },
+      draining: () => gateway.draining,
+    })
+  }
+
+  /** No new requests will come here: close the upstream pools once the running ones are done. */
+  retire(): void {
+    this.#retired = true
+    if (this.#active === 0) this.#close()
+  }
+
+  #close(): void {
+    for (const bot of this.bots) void bot.upstream.close()
+  }
+
+  /** Closes the upstream pools now, failing forwards still running (shutdown past its grace). */
+  async destroy(): Promise<void> {
+    await Promise.all(this.bots.map((bot) => bot.upstream.destroy()))
+  }
+}
+
+export interface GatewayOptions extends LoadOptions {
+  readonly configFile: string
+  /** A logger to use instead of one built from the config (tests). */
+  readonly logger?: Logger
+}
+
+export class Gateway {
+  readonly #options: GatewayOptions
+  readonly logger: Logger
+  readonly metrics = new GatewayMetrics(VERSION)
+  #generation: Generation
+  readonly #webhook: Server
+  readonly #admin: Server
+  readonly #watcher: FileWatcher
+  #active = 0
+  #idle: (() => void) | undefined
+  #draining = false
+  #reloading: Promise<boolean> | undefined
+
+  private constructor(options: GatewayOptions, config: GatewayConfig) {
+    this.#options = options
+    this.logger = options.logger ?? createLogger(config.log.level)
+    this.#generation = new Generation(config, this.metrics, this.logger, this)
+    this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
+    this.#webhook = createAdaptorServer({
+      fetch: (request, env) => this.#generation.app.fetch(request, env),
+      autoCleanupIncoming: false,
+      serverOptions: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
+    }) as Server
+    this.#applyTimeouts(config)
+    this.#webhook.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      // Malformed HTTP or a client too slow with its headers or body: answer if we still can.
+      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+        const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+      } else {
+        socket.destroy()
+      }
+    })
+    const admin = buildAdminApp({ metrics: this.metrics, readiness: () => this.readiness() })
+    this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
+    this.#watcher = new FileWatcher(() => void this.reload('file change'))
+  }
+
+  /** Loads the config, binds both listeners and starts watching the config files. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const config = loadConfig(options.configFile, options)
+    const gateway = new Gateway(options, config)
+    await Promise.all([
+      listen(gateway.#webhook, config.listen.host, config.listen.port),
+      listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
+    ])
+    gateway.#watcher.watch(config.files)
+    for (const warning of config.warnings) gateway.logger.warn({ warning }, 'config warning')
+    gateway.logger.info(
+      {
+        version: VERSION,
+        webhook: gateway.webhookAddress,
+        admin: gateway.adminAddress,
+        bots: config.bots.map((bot) => bot.name),
+      },
+      'botgate listening',
+    )
+    return gateway
+  }
+
+  get config(): GatewayConfig {
+    return this.#generation.config
+  }
+
+  get draining(): boolean {
+    return this.#draining
+  }
+
+  get webhookAddress(): string {
+    return formatAddress(this.#webhook.address() as AddressInfo)
+  }
+
+  get adminAddress(): string {
+    return formatAddress(this.#admin.address() as AddressInfo)
+  }
+
+  /** Counts requests across generations, for the shutdown drain. */
+  track(delta: 1 | -1): void {
+    this.#active += delta
+    if (this.#active === 0) this.#idle?.()
+  }
+
+  readiness(): Readiness {
+    const listener = this.#draining ? 'draining' : 'serving'
+    return { ready: !this.#draining, checks: { config: 'loaded', listener } }
+  }
+
+  #applyTimeouts(config: GatewayConfig): void {
+    this.#webhook.headersTimeout = config.timeouts.headerMs
+    this.#webhook.requestTimeout = config.timeouts.bodyMs
+    this.#webhook.keepAliveTimeout = config.timeouts.keepAliveMs
+  }
+
+  /**
+   * Loads the config again and swaps it in; a config that fails to load is logged and refused, and
+   * the running one stays. Concurrent triggers share one reload. Resolves to whether it applied.
+   */
+  reload(trigger: string): Promise<boolean> {
+    this.#reloading ??= Promise.resolve()
+      .then(() => this.#reload(trigger))
+      .finally(() => {
+        this.#reloading = undefined
+      })
+    return this.#reloading
+  }
+
+  #reload(trigger: string): boolean {
+    if (this.#draining) return false
+    const previous = this.#generation
+    let next: Generation
+    try {
+      const config = loadConfig(this.#options.configFile, this.#options)
+      next = new Generation(config, this.metrics, this.logger, this)
+    } catch (error) {
+      this.metrics.reloads.labels('failure').inc()
+      const problems = error instanceof ConfigError ? error.message.split('\n') : [(error as Error).message]
+      this.logger.error({ trigger, problems }, 'config reload refused: the running config stays in effect')
+      return false
+    }
+    const config = next.config
+    for (const key of ['listen', 'adminListen'] as const) {
+      const before = previous.config[key]
+      if (before.host !== config[key].host || before.port !== config[key].port) {
+        this.logger.warn({ key }, 'listen addresses change only on restart; the old ones stay bound')
+      }
+    }
+    this.#generation = next
+    previous.retire()
+    this.#applyTimeouts(config)
+    this.logger.level = config.log.level
+    this.#watcher.watch(config.files)
+    this.metrics.reloads.labels('success').inc()
+    this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
+    for (const warning of config.warnings) this.logger.warn({ warning }, 'config warning')
+    this.logger.info({ trigger, bots: config.bots.map((bot) => bot.name) }, 'config reloaded')
+    return true
+  }
+
+  /**
+   * Stops accepting connections, lets in-flight requests finish within `shutdown_grace`, then
+   * closes everything. Resolves when done; the caller exits.
+   */
+  async shutdown(signal: string): Promise<void> {
+    if (this.#draining) return
+    this.#draining = true
+    const graceMs = this.config.shutdownGraceMs
+    this.logger.info(
+      { signal, in_flight: this.#active, grace_ms: graceMs },
+      'shutting down: draining in-flight requests',
+    )
+    this.#watcher.close()
+    const closed = new Promise<void>((resolve) => this.#webhook.close(() => resolve()))
+    this.#webhook.closeIdleConnections()
+    const drained =
+      this.#active === 0
+        ? Promise.resolve(true)
+        : new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), graceMs)
+            this.#idle = () => {
+              clearTimeout(timer)
+              resolve(true)
+            }
+          })
+    const clean = await drained
+    if (!clean)
+      this.logger.warn({ in_flight: this.#active }, 'grace period over: closing remaining connections')
+    this.#webhook.closeAllConnections()
+    await this.#generation.destroy()
+    await closed
+    await new Promise<void>((resolve) => {
+      this.#admin.close(() => resolve())
+      this.#admin.closeAllConnections()
+    })
+    this.logger.info({ clean }, 'stopped')
+    await flushLogger(this.logger)
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+function formatAddress(address: AddressInfo): string {
+  return address.family === 'IPv6'
+    ? `[${address.address}]:${address.port}`
+    : `${address.address}:${address.port}`
+}

@@ -1,0 +1,182 @@
+/**
+ * The CLI as users meet it: help everywhere, check, secret, schema and the demo.
+ */
+
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
+import { freePort } from './helpers/upstream.js'
+
+const COMMANDS = ['serve', 'check', 'secret', 'schema', 'demo']
+
+describe('help and usage', () => {
+  it('botgate --help lists every command', async () => {
+    const result = await runCli(['--help'])
+    expect(result.code).toBe(0)
+    for (const command of COMMANDS) expect(result.stdout).toMatch(new RegExp(`^  ${command} `, 'm'))
+  })
+
+  it.each(COMMANDS)('botgate %s --help prints its usage', async (command) => {
+    const result = await runCli([command, '--help'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`Usage: botgate ${command}`)
+  })
+
+  it('prints the version', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      version: string
+    }
+    expect((await runCli(['--version'])).stdout.trim()).toBe(version)
+  })
+
+  it('exits 2 on an unknown command or option', async () => {
+    const unknown = await runCli(['frobnicate'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('unknown command "frobnicate"')
+    const option = await runCli(['check', '--frobnicate'])
+    expect(option.code).toBe(2)
+    expect(option.stderr).toContain("Unknown option '--frobnicate'")
+  })
+})
+
+describe('botgate check', () => {
+  const dir = tempDir()
+  const SECRET = secret()
+  const UPSTREAM_SECRET = secret()
+  writeFileSync(
+    path.join(dir, 'gateway.yaml'),
+    `bots:
+  - name: shop
+    path: /tg/averysecretpathsegment0123456789
+    secret_token: ${SECRET}
+    upstream: { url: "http://user:hunter2@127.0.0.1:8081/webhook", secret_token: ${UPSTREAM_SECRET} }
+`,
+  )
+
+  it('prints a summary with every secret masked, and exits 0', async () => {
+    const result = await runCli(['check', '--config', 'gateway.yaml'], { cwd: dir })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('gateway.yaml: OK')
+    expect(result.stdout).toContain('bot shop')
+    expect(result.stdout).toContain('secret_token  **** (64 chars)')
+    expect(result.stdout).toContain('/tg/av**** (32 chars)')
+    expect(result.stdout).toContain('http://user:****@127.0.0.1:8081/webhook')
+    for (const hidden of [SECRET, UPSTREAM_SECRET, 'hunter2', 'averysecretpathsegment'])
+      expect(result.stdout).not.toContain(hidden)
+  })
+
+  it('finds the config through $BOTGATE_CONFIG', async () => {
+    const result = await runCli(['check'], {
+      cwd: ROOT,
+      env: { BOTGATE_CONFIG: path.join(dir, 'gateway.yaml') },
+    })
+    expect(result.code).toBe(0)
+  })
+
+  it('reports problems as file:line:col path: message on stderr and exits 1', async () => {
+    writeFileSync(
+      path.join(dir, 'bad.yaml'),
+      'bots:\n  - name: shop\n    path: /x\n    secret_token: short\n    upstream: { url: "ftp://x" }\n',
+    )
+    const result = await runCli(['check', '-c', 'bad.yaml'], { cwd: dir })
+    expect(result.code).toBe(1)
+    // Shape errors come first; rules about values (secret strength) are checked once the shape is right.
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'bad.yaml:5:22 bots[0].upstream.url: must be an http(s) URL',
+    ])
+    writeFileSync(
+      path.join(dir, 'bad.yaml'),
+      'bots:\n  - name: shop\n    path: /x\n    secret_token: short\n    upstream: { url: "http://x" }\n',
+    )
+    const second = await runCli(['check', '-c', 'bad.yaml'], { cwd: dir })
+    expect(second.code).toBe(1)
+    expect(second.stderr.trim().split('\n')).toEqual([
+      'bad.yaml:4:19 bots[0].secret_token: is too weak: 5 characters, at least 32 required (botgate secret prints one)',
+    ])
+    expect(result.stdout).toBe('')
+  })
+
+  it('validates the example config and every shipped policy', async () => {
+    const example = await runCli(['check', '-c', 'gateway.example.yaml'], {
+      env: { SHOP_PATH: 'x'.repeat(32), SHOP_SECRET: secret(), SHOP_UPSTREAM_SECRET: secret() },
+    })
+    expect(example.stderr).toBe('')
+    expect(example.code).toBe(0)
+    const policies = await runCli(['check', '--policy', 'policies/default.yaml'])
+    expect(policies.code).toBe(0)
+    expect(policies.stdout).toContain('policies/default.yaml: OK')
+  })
+
+  it('reports a bad policy file and exits 1', async () => {
+    writeFileSync(path.join(dir, 'policy.yaml'), 'sources: { allow: [] }\n')
+    const result = await runCli(['check', '--policy', 'policy.yaml'], { cwd: dir })
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toBe(
+      'policy.yaml:1:19 sources.allow: must not be empty (write [any] to allow every address explicitly)',
+    )
+  })
+})
+
+describe('botgate secret', () => {
+  it("prints a 64-character secret token and a path segment in Telegram's charset, fresh each time", async () => {
+    const first = await runCli(['secret'])
+    const second = await runCli(['secret'])
+    expect(first.stdout).toMatch(/^secret_token=[A-Za-z0-9_-]{64}\npath_segment=[A-Za-z0-9_-]{32}\n$/)
+    expect(first.stdout).not.toBe(second.stdout)
+    const json = JSON.parse((await runCli(['secret', '--json'])).stdout) as Record<string, string>
+    expect(json.secret_token).toMatch(/^[A-Za-z0-9_-]{64}$/)
+  })
+})
+
+describe('botgate schema', () => {
+  it('prints the JSON Schema of the config, the same the loader uses', async () => {
+    const result = await runCli(['schema'])
+    expect(result.code).toBe(0)
+    const schema = JSON.parse(result.stdout) as Record<string, any>
+    expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#')
+    expect(schema.additionalProperties).toBe(false)
+    expect(schema.required).toContain('bots')
+    const bot = schema.properties.bots.items
+    expect(bot.required).toEqual(expect.arrayContaining(['name', 'path', 'upstream']))
+    expect(bot.properties.upstream.properties.url.pattern).toBeDefined()
+    expect(bot.properties.policy.anyOf[1].properties.sources.properties.allow.minItems).toBe(1)
+    expect(result.stdout).not.toContain('errorMessage')
+  })
+
+  it('prints the policy schema with --policy', async () => {
+    const schema = JSON.parse((await runCli(['schema', '--policy'])).stdout) as Record<string, any>
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['mode', 'sources', 'updates', 'replies']),
+    )
+  })
+})
+
+describe('botgate demo', () => {
+  it('serves the example config in front of its echo bot, and the curl it prints gets through', async () => {
+    const demo = await RunningGateway.start(
+      {
+        config: '',
+        env: {
+          BOTGATE_LISTEN: '127.0.0.1:0',
+          BOTGATE_ADMIN_LISTEN: '127.0.0.1:0',
+          SHOP_UPSTREAM: `http://127.0.0.1:${await freePort()}/webhook`,
+        },
+      },
+      ['demo'],
+    )
+    try {
+      for (let i = 0; i < 100 && !demo.stdout.includes('Ctrl-C stops the demo'); i++)
+        await new Promise((r) => setTimeout(r, 50))
+      const curl = /^curl [\s\S]*?\}'$/m.exec(demo.stdout)?.[0]
+      expect(curl).toBeDefined()
+      const { stdout } = await promisify(execFile)('bash', ['-c', curl as string])
+      expect(stdout).toMatch(/^HTTP\/1\.1 200 OK/)
+      expect(stdout).toContain('{"method":"sendMessage","chat_id":42,"text":"echo: /start hello"}')
+    } finally {
+      expect(await demo.stop()).toBe(0)
+    }
+  })
+})

@@ -1,0 +1,192 @@
+/**
+ * Shutdown, reload and slow clients through the real CLI: SIGTERM drains and exits 0, SIGHUP and
+ * file changes reload off the request path, a bad change is refused while the old config serves,
+ * and header, body and keep-alive timeouts cut stuck clients off.
+ */
+
+import { renameSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { messageUpdate, post, raw, telegramHeaders } from './helpers/client.js'
+import { RunningGateway, secret } from './helpers/gateway.js'
+import { TestUpstream } from './helpers/upstream.js'
+
+const SECRET = secret()
+const PATH = '/tg/hook-0123456789abcdef'
+const cleanup: (() => Promise<unknown>)[] = []
+
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+async function start(options: { policy?: string; top?: string } = {}) {
+  const upstream = await TestUpstream.start()
+  cleanup.push(() => upstream.close())
+  const gateway = await RunningGateway.start({
+    config: `listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+${options.top ?? ''}
+bots:
+  - name: bot
+    path: ${PATH}
+    secret_token: ${SECRET}
+    upstream: { url: ${upstream.url}, timeout: 10s }
+    policy: policy.yaml
+`,
+    files: { 'policy.yaml': options.policy ?? 'sources: { allow: [any] }\n' },
+  })
+  cleanup.push(() => gateway.stop('SIGKILL'))
+  return { upstream, gateway, url: `${gateway.webhook}${PATH}` }
+}
+
+const send = (url: string) => post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function metric(gateway: RunningGateway, name: string): Promise<number> {
+  const text = await (await fetch(`${gateway.admin}/metrics`)).text()
+  const match = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)
+  return Number(match?.[1])
+}
+
+describe('SIGTERM', () => {
+  it('finishes in-flight requests, refuses new connections, and exits 0', async () => {
+    const { upstream, gateway, url } = await start()
+    upstream.respond = async (_request, response) => {
+      await sleep(1500)
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end('{"method":"sendMessage","chat_id":1,"text":"late"}')
+    }
+    const inFlight = send(url)
+    await sleep(300)
+    gateway.child.kill('SIGTERM')
+    await gateway.waitFor((line) => line.msg === 'shutting down: draining in-flight requests')
+    const ready = await fetch(`${gateway.admin}/readyz`).catch(() => undefined)
+    if (ready) expect(ready.status).toBe(503)
+    await expect(send(url)).rejects.toThrow()
+    const reply = await inFlight
+    expect(reply.status).toBe(200)
+    expect(reply.body).toContain('late')
+    expect(await gateway.exited()).toBe(0)
+    expect(gateway.lines.some((line) => line.msg === 'stopped' && line.clean === true)).toBe(true)
+  })
+
+  it('gives up on requests still running after shutdown_grace, and still exits 0', async () => {
+    const { upstream, gateway, url } = await start({ top: 'shutdown_grace: 1s' })
+    upstream.respond = () => undefined // never answers
+    const inFlight = send(url).catch((error: Error) => error)
+    await sleep(300)
+    const started = Date.now()
+    gateway.child.kill('SIGTERM')
+    expect(await gateway.exited()).toBe(0)
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(await inFlight).toBeInstanceOf(Error)
+    expect(gateway.lines.some((line) => line.msg === 'stopped' && line.clean === false)).toBe(true)
+  })
+
+  it('exits 0 on SIGINT too', async () => {
+    const { gateway } = await start()
+    expect(await gateway.stop('SIGINT')).toBe(0)
+  })
+})
+
+describe('reload', () => {
+  it('SIGHUP applies a changed policy', async () => {
+    const { gateway, url } = await start()
+    expect((await send(url)).status).toBe(200)
+    writeFileSync(path.join(gateway.dir, 'policy.yaml'), 'sources: { allow: [telegram] }\n')
+    gateway.child.kill('SIGHUP')
+    await gateway.waitFor((line) => line.msg === 'config reloaded')
+    expect((await send(url)).status).toBe(403)
+    expect(await metric(gateway, 'botgate_config_reloads_total{result="success"}')).toBeGreaterThanOrEqual(1)
+  })
+
+  it('a saved file reloads by itself, including an editor-style rename over the old file', async () => {
+    const { gateway, url } = await start()
+    const temp = path.join(gateway.dir, '.policy.yaml.swp')
+    writeFileSync(temp, 'sources: { allow: [telegram] }\n')
+    renameSync(temp, path.join(gateway.dir, 'policy.yaml'))
+    await gateway.waitFor((line) => line.msg === 'config reloaded' && line.trigger === 'file change')
+    expect((await send(url)).status).toBe(403)
+  })
+
+  it('refuses an invalid change, says why, and keeps serving the old config', async () => {
+    const { gateway, url } = await start()
+    writeFileSync(path.join(gateway.dir, 'policy.yaml'), 'sources: { allow: [] }\n')
+    const refused = await gateway.waitFor(
+      (line) => line.msg === 'config reload refused: the running config stays in effect',
+    )
+    expect(refused.level).toBe('error')
+    expect(refused.problems).toEqual([
+      'policy.yaml:1:19 sources.allow: must not be empty (write [any] to allow every address explicitly)',
+    ])
+    expect((await send(url)).status).toBe(200)
+    expect(await metric(gateway, 'botgate_config_reloads_total{result="failure"}')).toBe(1)
+    gateway.child.kill('SIGHUP')
+    await gateway.waitFor(
+      (line) =>
+        line.msg === 'config reload refused: the running config stays in effect' && line.trigger === 'SIGHUP',
+    )
+    expect((await send(url)).status).toBe(200)
+    // Fixing the file applies it.
+    writeFileSync(path.join(gateway.dir, 'policy.yaml'), 'sources: { allow: [telegram] }\n')
+    await gateway.waitFor((line) => line.msg === 'config reloaded')
+    expect((await send(url)).status).toBe(403)
+  })
+
+  it('lets requests in flight during a reload finish on the config they started with', async () => {
+    const { upstream, gateway, url } = await start()
+    upstream.respond = async (_request, response) => {
+      await sleep(800)
+      response.writeHead(200).end()
+    }
+    const inFlight = send(url)
+    await sleep(200)
+    writeFileSync(path.join(gateway.dir, 'policy.yaml'), 'sources: { allow: [telegram] }\n')
+    gateway.child.kill('SIGHUP')
+    await gateway.waitFor((line) => line.msg === 'config reloaded')
+    expect((await inFlight).status).toBe(200)
+  })
+})
+
+describe('slow clients', () => {
+  const timeouts = 'timeouts: { header: 1s, body: 2s, keep_alive: 1s }'
+
+  it('cuts off a client that never finishes its headers', async () => {
+    const { url } = await start({ top: timeouts })
+    const started = Date.now()
+    const reply = await raw(url, `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: app`, [], 8000)
+    expect(reply.closed).toBe(true)
+    expect(Date.now() - started).toBeLessThan(6000)
+  })
+
+  it('cuts off a client that never finishes its body', async () => {
+    const { upstream, url } = await start({ top: timeouts })
+    const before = upstream.received.length
+    const started = Date.now()
+    const reply = await raw(
+      url,
+      `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: 100\r\n\r\n{"update_id":`,
+      [],
+      8000,
+    )
+    expect(reply.closed).toBe(true)
+    expect(Date.now() - started).toBeLessThan(6000)
+    expect(upstream.received.length).toBe(before)
+  })
+
+  it('closes an idle keep-alive connection', async () => {
+    const { url } = await start({ top: timeouts })
+    const body = JSON.stringify(messageUpdate())
+    const started = Date.now()
+    const reply = await raw(
+      url,
+      `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      [],
+      8000,
+    )
+    expect(reply.text).toMatch(/^HTTP\/1\.1 200 /)
+    expect(reply.closed).toBe(true)
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+})
