@@ -138,8 +138,15 @@ export const configSchema = Type.Object(
       {
         type: Type.Literal('memory', {
           default: 'memory',
-          description: 'Where shared state lives. memory: this process only.',
+          description:
+            'Where shared state lives (dedupe marks, rate limits, blocks). memory: this process only.',
           errorMessage: 'must be memory',
+        }),
+        max_entries: Type.Integer({
+          minimum: 1000,
+          default: 100000,
+          description:
+            'memory: most marks kept; past it the least recently written go first. Default: 100000.',
         }),
       },
       { additionalProperties: false, default: {} },

@@ -14,6 +14,7 @@ import type { ForwardTarget } from '../forward/index.js'
 import { Upstream } from '../forward/upstream.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
+import type { Store } from '../store/index.js'
 
 export interface BotPipeline extends ForwardTarget {
   readonly config: BotConfig
@@ -27,7 +28,14 @@ export interface BotPipeline extends ForwardTarget {
   readonly metrics: BotMetrics
 }
 
-export function compileBot(bot: BotConfig, metrics: GatewayMetrics): BotPipeline {
+/** What compiled pipelines share across bots and reloads. */
+export interface CompileDeps {
+  readonly metrics: GatewayMetrics
+  readonly store: Store
+}
+
+export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
+  const { metrics } = deps
   const policy = bot.policy
   const mode = policy.mode
   const requestChecks: RequestCheck[] = [

@@ -18,8 +18,10 @@ import { type GatewayConfig, type LoadOptions, loadConfig } from '../config/load
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { createLogger, flushLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
-import { type BotPipeline, compileBot } from '../policy/compile.js'
+import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compile.js'
 import { ClientIpResolver } from '../request/client-ip.js'
+import type { Store } from '../store/index.js'
+import { MemoryStore } from '../store/memory.js'
 import { VERSION } from '../version.js'
 import { buildWebhookApp } from './app.js'
 import { FileWatcher } from './watch.js'
@@ -34,14 +36,14 @@ class Generation {
   #active = 0
   #retired = false
 
-  constructor(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, gateway: Gateway) {
+  constructor(config: GatewayConfig, deps: CompileDeps, logger: Logger, gateway: Gateway) {
     this.config = config
-    this.bots = config.bots.map((bot) => compileBot(bot, metrics))
+    this.bots = config.bots.map((bot) => compileBot(bot, deps))
     this.app = buildWebhookApp({
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
       logger,
-      unrouted: metrics.bot(NO_BOT),
+      unrouted: deps.metrics.bot(NO_BOT),
       track: (delta) => {
         this.#active += delta
         gateway.track(delta)
@@ -77,6 +79,8 @@ export class Gateway {
   readonly #options: GatewayOptions
   readonly logger: Logger
   readonly metrics = new GatewayMetrics(VERSION)
+  /** Shared state; it outlives config generations, so marks survive reloads. */
+  readonly store: Store
   #generation: Generation
   readonly #webhook: Server
   readonly #admin: Server
@@ -89,7 +93,8 @@ export class Gateway {
   private constructor(options: GatewayOptions, config: GatewayConfig) {
     this.#options = options
     this.logger = options.logger ?? createLogger(config.log.level)
-    this.#generation = new Generation(config, this.metrics, this.logger, this)
+    this.store = new MemoryStore({ maxEntries: config.store.max_entries })
+    this.#generation = new Generation(config, this.#deps(), this.logger, this)
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
     this.#webhook = createAdaptorServer({
       fetch: (request, env) => this.#generation.app.fetch(request, env),
@@ -131,6 +136,10 @@ export class Gateway {
       'botgate listening',
     )
     return gateway
+  }
+
+  #deps(): CompileDeps {
+    return { metrics: this.metrics, store: this.store }
   }
 
   get config(): GatewayConfig {
@@ -185,7 +194,7 @@ export class Gateway {
     let next: Generation
     try {
       const config = loadConfig(this.#options.configFile, this.#options)
-      next = new Generation(config, this.metrics, this.logger, this)
+      next = new Generation(config, this.#deps(), this.logger, this)
     } catch (error) {
       this.metrics.reloads.labels('failure').inc()
       const problems = error instanceof ConfigError ? error.message.split('\n') : [(error as Error).message]
@@ -246,6 +255,7 @@ export class Gateway {
       this.#admin.close(() => resolve())
       this.#admin.closeAllConnections()
     })
+    await this.store.close()
     this.logger.info({ clean }, 'stopped')
     await flushLogger(this.logger)
   }
