@@ -35,7 +35,10 @@ afterAll(async () => {
 
 describe('the request log line', () => {
   it('carries the SPEC fields', async () => {
-    const update = messageUpdate({ text: MESSAGE_TEXT }, 555)
+    const update = messageUpdate(
+      { text: `/start ${MESSAGE_TEXT}`, entities: [{ type: 'bot_command', offset: 0, length: 6 }] },
+      555,
+    )
     const reply = await post(url, JSON.stringify(update), telegramHeaders(SECRET))
     const line = await gateway.requestLine(reply.headers['x-request-id'] as string)
     expect(line).toMatchObject({
@@ -46,6 +49,9 @@ describe('the request log line', () => {
       status: 200,
       update_id: 555,
       update_type: 'message',
+      chat_id: 4242,
+      user_id: 4242,
+      command: 'start',
       ip: '127.0.0.1',
       request_id: reply.headers['x-request-id'],
       upstream_status: 200,
