@@ -3,7 +3,7 @@
  */
 
 import { execFile } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
@@ -105,9 +105,12 @@ describe('botgate check', () => {
     })
     expect(example.stderr).toBe('')
     expect(example.code).toBe(0)
-    const policies = await runCli(['check', '--policy', 'policies/default.yaml'])
+    const shipped = readdirSync(path.join(ROOT, 'policies')).filter((name) => name.endsWith('.yaml'))
+    expect(shipped.sort()).toEqual(['default.yaml', 'group-bot.yaml', 'public-bot.yaml', 'strict.yaml'])
+    const policies = await runCli(['check', '--policy', ...shipped.map((name) => `policies/${name}`)])
+    expect(policies.stderr).toBe('')
     expect(policies.code).toBe(0)
-    expect(policies.stdout).toContain('policies/default.yaml: OK')
+    for (const name of shipped) expect(policies.stdout).toContain(`policies/${name}: OK`)
   })
 
   it('reports a bad policy file and exits 1', async () => {

@@ -9,19 +9,19 @@ import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.j
 import { formatDuration } from '../config/units.js'
 import { loadPolicyFile } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
-import { CONFIG_OPTION, defaultConfigFile, parse } from './args.js'
+import { CONFIG_OPTION, defaultConfigFile, parse, UsageError } from './args.js'
 
 export const summary = 'validate the config and policies, print a summary (secrets masked)'
 
 export const help = `Usage: botgate check [--config FILE]
-       botgate check --policy FILE [--policy FILE ...]
+       botgate check --policy FILE [FILE ...]
 
 Loads the config exactly as serve would (environment, secret files, policy files), reports every
 problem as file:line:col path: message, and prints a summary with secrets masked. With --policy,
 checks standalone policy files instead. Exits 1 if anything is wrong.
 
   -c, --config FILE   the config file (default: $BOTGATE_CONFIG, else ./gateway.yaml)
-  -p, --policy FILE   a policy file to check (repeatable)
+  -p, --policy FILE   policy files to check (repeat the option or list the files after it)
 `
 
 /** `****… (64 chars)`: shows that a secret is set and how long it is, nothing of its content. */
@@ -80,11 +80,18 @@ export function describeConfig(config: GatewayConfig, name: string): string {
 }
 
 export function run(args: readonly string[]): number {
-  const { values } = parse(args, { ...CONFIG_OPTION, policy: { type: 'string', short: 'p', multiple: true } })
+  const { values, positionals } = parse(
+    args,
+    { ...CONFIG_OPTION, policy: { type: 'string', short: 'p', multiple: true } },
+    true,
+  )
+  if (positionals.length > 0 && values.policy === undefined) {
+    throw new UsageError(`unexpected argument ${positionals[0]}: give policy files with --policy`)
+  }
   try {
     if (values.policy !== undefined) {
       let failed = false
-      for (const file of values.policy) {
+      for (const file of [...values.policy, ...positionals]) {
         let loaded: ReturnType<typeof loadPolicyFile>
         try {
           loaded = loadPolicyFile(file, process.env)

@@ -155,6 +155,21 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
     ])
   })
 
+  it('checks the policy sections\u2019 own rules', () => {
+    expect(problems('unknown-update-type.yaml')).toEqual([
+      'unknown-update-type.yaml:9:26 bots[0].policy.updates.allow[1]: "mesage" is not an update type of Bot API 10.1 (did you mean "message"?); newer types are governed by updates.unknown',
+    ])
+    expect(problems('command-mistakes.yaml')).toEqual([
+      'command-mistakes.yaml:9:17 bots[0].policy.commands.allow[0]: write "start", without the slash',
+      'command-mistakes.yaml:10:23 bots[0].policy.commands.roles.ban: "ban" is not in commands.allow, so no one can use it; add it there',
+      'command-mistakes.yaml:10:24 bots[0].policy.commands.roles.ban[0]: role "admins" is not defined in roles (known: mods)',
+    ])
+    expect(problems('bad-dedupe.yaml')).toEqual([
+      'bad-dedupe.yaml:8:15 bots[0].policy.dedupe: must be a mapping like { ttl: 24h }, or false',
+      'bad-dedupe.yaml:10:18 bots[0].policy.updates.unknown: must be forward or drop',
+    ])
+  })
+
   it('points at an unknown key and suggests the likely one, next to what it left missing', () => {
     expect(problems('typo-key.yaml')).toEqual([
       'typo-key.yaml:3:5 bots[0].upstream: is required',

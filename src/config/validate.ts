@@ -62,17 +62,23 @@ function levenshtein(a: string, b: string): number {
   return row[b.length] as number
 }
 
-/** `did you mean "upstream"?` for a key one or two edits away from a known one. */
-function suggestion(key: string, known: readonly string[]): string {
+/** The known word one or two edits away from `word` (case and _/- ignored), for "did you mean" hints. */
+export function closestMatch(word: string, known: readonly string[]): string | undefined {
+  const plain = (text: string) => text.toLowerCase().replace(/[_-]/g, '')
   let best: string | undefined
   let bestDistance = 3
   for (const candidate of known) {
-    const distance = levenshtein(key.toLowerCase(), candidate.toLowerCase())
+    const distance = levenshtein(plain(word), plain(candidate))
     if (distance < bestDistance) {
       best = candidate
       bestDistance = distance
     }
   }
+  return best
+}
+
+function suggestion(key: string, known: readonly string[]): string {
+  const best = closestMatch(key, known)
   return best === undefined ? `; known keys: ${known.join(', ')}` : ` (did you mean "${best}"?)`
 }
 
@@ -154,7 +160,9 @@ function* findings(schema: TSchema, value: unknown, base: readonly Segment[]): G
       case ValueErrorType.Union: {
         const member = intendedMember(error.schema, error.value)
         if (member !== undefined) {
-          yield* findings(member, error.value, segments)
+          // TypeBox fills a union member's defaults only when the member validates as a whole;
+          // fill them here so a missing defaulted key is not reported next to the real problem.
+          yield* findings(member, Value.Default(member, Value.Clone(error.value)), segments)
           break
         }
         yield { segments, message: customMessage(error.schema, error.type) ?? error.message, at: 'value' }

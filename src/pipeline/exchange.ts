@@ -5,6 +5,7 @@
  */
 
 import type { IncomingMessage } from 'node:http'
+import type { DedupeClaim } from '../checks/dedupe/index.js'
 import type { ClientAddress } from '../request/client-ip.js'
 import type { Update } from '../telegram/update.js'
 import type { Reason } from './verdict.js'
@@ -18,6 +19,8 @@ export class Exchange {
   /** The exact bytes received; forwarded unchanged. */
   body: Buffer | undefined = undefined
   update: Update | undefined = undefined
+  /** The dedupe mark this request holds, settled once the answer is known. */
+  dedupe: DedupeClaim | undefined = undefined
   /** Verdicts that shadow-mode checks would have given: logged and counted, not enforced. */
   would: Reason[] | undefined = undefined
   /** Milliseconds the upstream took, when it was called. */

@@ -4,11 +4,13 @@
  * order of SPEC section 3, so the request path only runs precomputed functions.
  */
 
+import { createCommandsCheck } from '../checks/commands/index.js'
+import { createDedupeCheck } from '../checks/dedupe/index.js'
 import { isShadow } from '../checks/mode.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
 import { createSourcesCheck } from '../checks/sources/index.js'
-import { bodyLimits } from '../checks/updates/index.js'
+import { bodyLimits, createUpdateTypeCheck, DEFAULT_MAX_BODY } from '../checks/updates/index.js'
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
 import { Upstream } from '../forward/upstream.js'
@@ -34,6 +36,10 @@ export interface CompileDeps {
   readonly store: Store
 }
 
+function present<T>(checks: readonly (T | undefined)[]): T[] {
+  return checks.filter((check): check is T => check !== undefined)
+}
+
 export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
   const { metrics } = deps
   const policy = bot.policy
@@ -42,13 +48,29 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     createSourcesCheck(policy.sources ?? { allow: ['telegram'] }, isShadow(mode, policy.sources?.mode)),
     createSecretCheck(bot.secretToken),
   ]
-  const updateChecks: UpdateCheck[] = []
-  const updates = policy.updates ?? { max_body: '256KiB' }
+  const updates = policy.updates ?? { unknown: 'forward' as const, max_body: DEFAULT_MAX_BODY }
+  const updatesShadow = isShadow(mode, updates.mode)
+  const dedupe = policy.dedupe ?? { ttl: '24h' }
+  // SPEC section 3's order. A check with nothing to do under this policy is left out entirely.
+  const updateChecks = present([
+    /* 9 */ createUpdateTypeCheck(updates, updatesShadow),
+    /* 10 */ createDedupeCheck(dedupe, isShadow(mode, dedupe === false ? undefined : dedupe.mode), {
+      store: deps.store,
+      bot: bot.name,
+      upstreamTimeoutMs: bot.upstream.timeoutMs,
+    }),
+    /* 11 */ createCommandsCheck(
+      policy.commands,
+      policy.roles,
+      isShadow(mode, policy.commands?.mode),
+      bot.username,
+    ),
+  ])
   return {
     config: bot,
     name: bot.name,
     requestChecks,
-    body: bodyLimits(updates, isShadow(mode, updates.mode)),
+    body: bodyLimits(updates, updatesShadow),
     updateChecks,
     upstream: new Upstream(bot.upstream, bot.maxInflight),
     maxInflight: bot.maxInflight,

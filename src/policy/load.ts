@@ -6,7 +6,9 @@
 
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { commandProblems } from '../checks/commands/index.js'
 import { parseSources } from '../checks/sources/index.js'
+import { unknownUpdateTypes } from '../checks/updates/index.js'
 import { type Segment, YamlSource } from '../config/source.js'
 import { validate } from '../config/validate.js'
 import { type Policy, policySchema } from './schema.js'
@@ -28,6 +30,13 @@ export function checkPolicy(policy: Policy, source: YamlSource, base: readonly S
     for (const { index, message } of parseSources(policy.sources.allow).problems) {
       source.issue([...base, 'sources', 'allow', index], message)
     }
+  }
+  for (const { index, message } of unknownUpdateTypes(policy.updates?.allow ?? [])) {
+    source.issue([...base, 'updates', 'allow', index], message)
+  }
+  if (policy.commands) {
+    for (const { path, message } of commandProblems(policy.commands, policy.roles))
+      source.issue([...base, ...path], message)
   }
 }
 

@@ -5,8 +5,11 @@
  */
 
 import { type Static, Type } from '@sinclair/typebox'
+import { commandsSchema } from '../checks/commands/index.js'
+import { dedupeSchema } from '../checks/dedupe/index.js'
 import { SectionMode } from '../checks/mode.js'
 import { repliesSchema } from '../checks/replies/index.js'
+import { rolesSchema } from '../checks/roles/index.js'
 import { sourcesSchema } from '../checks/sources/index.js'
 import { updatesSchema } from '../checks/updates/index.js'
 
@@ -15,6 +18,9 @@ export const policySchema = Type.Object(
     mode: Type.Optional(SectionMode),
     sources: Type.Optional(sourcesSchema),
     updates: Type.Optional(updatesSchema),
+    dedupe: Type.Optional(dedupeSchema),
+    commands: Type.Optional(commandsSchema),
+    roles: Type.Optional(rolesSchema),
     replies: Type.Optional(repliesSchema),
   },
   {

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto'
 import type { HttpBindings } from '@hono/node-server'
 import { Hono } from 'hono'
+import { settleDedupe } from '../checks/dedupe/index.js'
 import type { Logger } from '../observe/logger.js'
 import { type BotMetrics, NO_BOT } from '../observe/metrics.js'
 import { recordRequest } from '../observe/record.js'
@@ -71,6 +72,7 @@ export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }>
     exchange.client = resolver.resolve(incoming.socket.remoteAddress, incoming.headers['x-forwarded-for'])
     return exchange
   }
+  const storeFailed = (error: unknown) => logger.warn({ err: error }, 'dedupe mark not settled')
   const finish = (
     name: string,
     metrics: BotMetrics,
@@ -78,6 +80,7 @@ export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }>
     answer: Answer,
     outgoing: Outgoing,
   ) => {
+    if (exchange.dedupe !== undefined) settleDedupe(exchange.dedupe, answer, storeFailed)
     recordRequest(logger, name, metrics, exchange, answer)
     return toResponse(exchange, answer, outgoing, draining())
   }

@@ -8,7 +8,7 @@
  * an empty 200: the update still counts as delivered, nothing is executed.
  */
 
-import { Type } from '@sinclair/typebox'
+import { type Static, Type } from '@sinclair/typebox'
 import { SectionMode } from '../mode.js'
 
 export const repliesSchema = Type.Object(
@@ -30,10 +30,7 @@ export const repliesSchema = Type.Object(
   { additionalProperties: false, description: 'What the upstream may answer through the webhook reply.' },
 )
 
-export interface RepliesPolicy {
-  readonly mode?: 'enforce' | 'shadow'
-  readonly allow_methods?: readonly string[]
-}
+export type RepliesPolicy = Static<typeof repliesSchema>
 
 /** The verdict on one webhook answer: undefined when it may go back to Telegram as it is. */
 export type ReplyFilter = (

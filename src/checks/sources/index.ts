@@ -8,7 +8,7 @@
  * reverse proxy or ingress in front of the gateway whose X-Forwarded-For is being ignored.
  */
 
-import { Type } from '@sinclair/typebox'
+import { type Static, Type } from '@sinclair/typebox'
 import type { RequestCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { reject } from '../../pipeline/verdict.js'
@@ -39,10 +39,7 @@ export const sourcesSchema = Type.Object(
   },
 )
 
-export interface SourcesPolicy {
-  readonly mode?: 'enforce' | 'shadow'
-  readonly allow: readonly string[]
-}
+export type SourcesPolicy = Static<typeof sourcesSchema>
 
 /** An entry of `allow` that is not valid, with its index and the message for the user. */
 export interface SourceProblem {

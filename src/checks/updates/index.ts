@@ -1,14 +1,20 @@
 /**
  * @module
- * Policy section `updates`: how large an update may be (check 6) and what it must look like
- * (check 8). The envelope (an integer `update_id` >= 0 and exactly one update-type key) is
- * always required: without it there is no update to evaluate, so it is enforced even in shadow
- * mode and answered 200 like every refused genuine delivery.
+ * Policy section `updates`: how large an update may be (check 6), what it must look like (check
+ * 8) and which update types the bot wants (check 9).
+ *
+ * The envelope (an integer `update_id` >= 0 and exactly one update-type key) is always required:
+ * without it there is no update to evaluate, so it is enforced even in shadow mode and answered
+ * 200 like every refused genuine delivery. Update types this gateway's Bot API version does not
+ * know yet (Telegram adds some every few months) are governed by `unknown`, not by `allow`.
  */
 
-import { Type } from '@sinclair/typebox'
+import { type Static, Type } from '@sinclair/typebox'
 import { parseSize, SIZE_PATTERN } from '../../config/units.js'
+import { closestMatch } from '../../config/validate.js'
+import type { UpdateCheck } from '../../pipeline/check.js'
 import { drop } from '../../pipeline/verdict.js'
+import { BOT_API_VERSION, UPDATE_TYPES } from '../../telegram/generated/update-types.js'
 import { SectionMode } from '../mode.js'
 
 export const DEFAULT_MAX_BODY = '256KiB'
@@ -19,6 +25,20 @@ export const HARD_MAX_BODY = 4 * 1024 * 1024
 export const updatesSchema = Type.Object(
   {
     mode: Type.Optional(SectionMode),
+    allow: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Update types the bot receives (check 9); others are answered 200 and dropped. Absent: every type. Also what `botgate set-webhook` sends as allowed_updates.',
+        errorMessage: { minItems: 'must list at least one update type (leave it out to allow every type)' },
+      }),
+    ),
+    unknown: Type.Union([Type.Literal('forward'), Type.Literal('drop')], {
+      default: 'forward',
+      description: `Update types newer than this gateway's Bot API schema (${BOT_API_VERSION}): forward or drop. Default: forward.`,
+      errorMessage: 'must be forward or drop',
+    }),
     max_body: Type.String({
       pattern: SIZE_PATTERN,
       default: DEFAULT_MAX_BODY,
@@ -26,12 +46,29 @@ export const updatesSchema = Type.Object(
       errorMessage: 'must be a size like 256KiB, 64KB or 1MiB',
     }),
   },
-  { additionalProperties: false, default: {}, description: 'Which updates are accepted: size and shape.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Which updates are accepted: size, shape and type.',
+  },
 )
 
-export interface UpdatesPolicy {
-  readonly mode?: 'enforce' | 'shadow'
-  readonly max_body: string
+export type UpdatesPolicy = Static<typeof updatesSchema>
+
+const KNOWN_TYPES = new Set(UPDATE_TYPES)
+
+/** Entries of `allow` that are not update types of this Bot API version, with their index. */
+export function unknownUpdateTypes(allow: readonly string[]): { index: number; message: string }[] {
+  const problems: { index: number; message: string }[] = []
+  for (const [index, type] of allow.entries()) {
+    if (KNOWN_TYPES.has(type)) continue
+    const near = closestMatch(type, UPDATE_TYPES)
+    problems.push({
+      index,
+      message: `"${type}" is not an update type of ${BOT_API_VERSION}${near === undefined ? '' : ` (did you mean "${near}"?)`}; newer types are governed by updates.unknown`,
+    })
+  }
+  return problems
 }
 
 /** Bytes to read before refusing: the policy's limit, or up to the hard cap in shadow mode. */
@@ -42,3 +79,23 @@ export function bodyLimits(policy: UpdatesPolicy, shadow: boolean): { limit: num
 
 /** Check 8's answer for an update without a readable envelope (see the module comment). */
 export const INVALID_ENVELOPE = drop('invalid_update')
+
+const NOT_ALLOWED = drop('update_type_not_allowed')
+
+/**
+ * Check 9: the update type. Returns undefined when every type passes (nothing to run per request).
+ */
+export function createUpdateTypeCheck(policy: UpdatesPolicy, shadow: boolean): UpdateCheck | undefined {
+  const dropUnknown = policy.unknown === 'drop'
+  if (policy.allow === undefined && !dropUnknown) return undefined
+  const allowed = new Set(policy.allow ?? UPDATE_TYPES)
+  return {
+    name: 'updates',
+    shadow,
+    run(_exchange, update) {
+      if (allowed.has(update.type)) return undefined
+      if (!KNOWN_TYPES.has(update.type) && !dropUnknown) return undefined
+      return NOT_ALLOWED
+    },
+  }
+}

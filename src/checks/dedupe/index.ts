@@ -1,0 +1,120 @@
+/**
+ * @module
+ * Policy section `dedupe` (check 10): an update Telegram delivers again is not forwarded again.
+ *
+ * Telegram resends an update until it gets a 2xx answer, and after a week without updates the
+ * next `update_id` is random (Bot API, "Update"), so duplicates are recognised by membership in a
+ * set of recent ids with a time to live, never by "greater than the last one". The marks live in
+ * the store (shared by replicas with `store: redis`):
+ *
+ * - the first copy claims `inflight` (a short time to live: the upstream timeout and a margin, so
+ *   a replica that dies mid-forward cannot block redeliveries for long);
+ * - when it ends delivered (the upstream answered 2xx) or dropped by policy, the mark becomes
+ *   `done` for `ttl`: later copies are dropped with 200;
+ * - when its forward failed, the mark is removed: Telegram's redelivery is forwarded again;
+ * - a copy arriving while the first is in flight is answered 503 with Retry-After, so it is never
+ *   forwarded twice and Telegram simply tries again a little later.
+ */
+
+import { type Static, Type } from '@sinclair/typebox'
+import { DURATION_PATTERN, parseDuration } from '../../config/units.js'
+import type { Answer } from '../../pipeline/answer.js'
+import type { UpdateCheck } from '../../pipeline/check.js'
+import type { Exchange } from '../../pipeline/exchange.js'
+import { isPromise } from '../../pipeline/run.js'
+import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
+import type { Store } from '../../store/index.js'
+import { SectionMode } from '../mode.js'
+
+export const dedupeSchema = Type.Union(
+  [
+    Type.Literal(false, { description: 'Turn deduplication off.' }),
+    Type.Object(
+      {
+        mode: Type.Optional(SectionMode),
+        ttl: Type.String({
+          pattern: DURATION_PATTERN,
+          default: '24h',
+          description:
+            'How long a delivered update id is remembered. Default: 24h (Telegram stops resending after 24 h).',
+          errorMessage: 'must be a duration like 24h',
+        }),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  {
+    default: {},
+    description:
+      'Check 10: drop updates Telegram delivers again (200). A mapping, or false to turn it off. Default: on, 24h.',
+    errorMessage: 'must be a mapping like { ttl: 24h }, or false',
+  },
+)
+
+export type DedupePolicy = Static<typeof dedupeSchema>
+
+const INFLIGHT = 'inflight'
+const DONE = 'done'
+/** Seconds a concurrent copy is asked to wait: the first copy's forward is usually done by then. */
+export const DUPLICATE_RETRY_AFTER = 5
+/** Beyond the upstream timeout, how long an in-flight mark outlives a replica that died mid-forward. */
+const INFLIGHT_MARGIN_MS = 10_000
+
+const DUPLICATE = drop('duplicate_update')
+const IN_FLIGHT = reject(503, 'duplicate_update', DUPLICATE_RETRY_AFTER)
+
+/** The dedupe mark a request holds, to settle once its answer is known. */
+export interface DedupeClaim {
+  readonly store: Store
+  readonly key: string
+  readonly ttlMs: number
+}
+
+function verdictFor(
+  existing: string | undefined,
+  exchange: Exchange,
+  claim: DedupeClaim,
+): Verdict | undefined {
+  if (existing === undefined) {
+    exchange.dedupe = claim
+    return undefined
+  }
+  return existing === DONE ? DUPLICATE : IN_FLIGHT
+}
+
+export function createDedupeCheck(
+  policy: DedupePolicy,
+  shadow: boolean,
+  deps: { store: Store; bot: string; upstreamTimeoutMs: number },
+): UpdateCheck | undefined {
+  if (policy === false) return undefined
+  const ttlMs = parseDuration(policy.ttl)
+  const inflightMs = deps.upstreamTimeoutMs + INFLIGHT_MARGIN_MS
+  const { store } = deps
+  const prefix = `${deps.bot}:dedupe:`
+  return {
+    name: 'dedupe',
+    shadow,
+    run(exchange, update) {
+      const claim: DedupeClaim = { store, key: `${prefix}${update.id}`, ttlMs }
+      const existing = store.claim(claim.key, INFLIGHT, inflightMs)
+      if (isPromise(existing)) return existing.then((value) => verdictFor(value, exchange, claim))
+      return verdictFor(existing, exchange, claim)
+    },
+  }
+}
+
+/**
+ * After the answer: delivered or dropped by policy is done for `ttl`; anything else (the upstream
+ * failed, the gateway was overloaded) releases the mark so Telegram's redelivery goes through.
+ * Runs off the answer's path: the answer never waits for it.
+ */
+export function settleDedupe(claim: DedupeClaim, answer: Answer, onError: (error: unknown) => void): void {
+  try {
+    const done = answer.outcome === 'forwarded' || answer.outcome === 'dropped'
+    const result = done ? claim.store.put(claim.key, DONE, claim.ttlMs) : claim.store.remove(claim.key)
+    if (isPromise(result)) result.catch(onError)
+  } catch (error) {
+    onError(error)
+  }
+}
