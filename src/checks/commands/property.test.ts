@@ -44,13 +44,11 @@ interface Piece {
 
 const piece: fc.Arbitrary<Piece> = fc.oneof(
   filler.map((text) => ({ text, command: undefined, entity: false })),
-  fc
-    .tuple(name.chain(casing), mention, fc.boolean())
-    .map(([n, m, entity]) => ({
-      text: `/${n}${m}`,
-      command: { name: n.toLowerCase(), mention: m.slice(1).toLowerCase() },
-      entity,
-    })),
+  fc.tuple(name.chain(casing), mention, fc.boolean()).map(([n, m, entity]) => ({
+    text: `/${n}${m}`,
+    command: { name: n.toLowerCase(), mention: m.slice(1).toLowerCase() },
+    entity,
+  })),
 )
 
 function build(pieces: Piece[]) {
