@@ -87,21 +87,40 @@ function wrkDuration(text) {
   return Number(match[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[match[2]]
 }
 
-/** Drives `url` with POSTs of `body`; returns req/s, p50 and p99 in ms, and counts. */
+/** Where the update id goes in the body template: every request carries a fresh one. */
+export const UPDATE_ID = /"update_id":\s*\d+/
+
+let run = 0
+
+/**
+ * Drives `url` with POSTs of `body`, each with its own update_id (a gateway with dedupe would
+ * otherwise answer every repeat as a duplicate without forwarding it); returns req/s, p50 and p99
+ * in ms, and counts.
+ */
 export async function load({ tool, url, headers, body, connections, seconds }) {
+  run++
+  const [before, after] = body.split(UPDATE_ID)
+  if (after === undefined) throw new Error('the body has no "update_id": N to vary')
   if (tool === 'wrk') {
     const script = path.join(tmpdir(), `botgate-bench-${process.pid}.lua`)
-    const lines = ['wrk.method = "POST"', `wrk.body = ${JSON.stringify(body)}`]
-    for (const [name, value] of Object.entries(headers))
-      lines.push(`wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+    const lines = [
+      'wrk.method = "POST"',
+      ...Object.entries(headers).map(
+        ([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`,
+      ),
+      // Each thread counts from its own base, each run from its own: ids never repeat.
+      'local threads = 0',
+      'function setup(thread) threads = threads + 1; thread:set("base", threads * 100000000) end',
+      `function init(args) counter = base + ${run} * 1000000000 end`,
+      `local before, after = ${JSON.stringify(`${before}"update_id":`)}, ${JSON.stringify(after)}`,
+      'function request() counter = counter + 1; return wrk.format(nil, nil, nil, before .. counter .. after) end',
+    ]
     writeFileSync(script, `${lines.join('\n')}\n`)
     const threads = connections >= 100 ? 2 : 1
     const out = execFileSync(
       'wrk',
       ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', script, url],
-      {
-        encoding: 'utf8',
-      },
+      { encoding: 'utf8' },
     )
     const number = (re) => Number((re.exec(out) ?? [])[1] ?? 0)
     const total = number(/(\d+) requests in/)
@@ -114,7 +133,17 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
       errors,
     }
   }
-  const result = await autocannon({ url, method: 'POST', headers, body, connections, duration: seconds })
+  let counter = run * 1_000_000_000
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers,
+    connections,
+    duration: seconds,
+    requests: [
+      { setupRequest: (request) => ({ ...request, body: `${before}"update_id":${++counter}${after}` }) },
+    ],
+  })
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
