@@ -60,7 +60,10 @@ export function isObject(value: unknown): value is Obj {
 function jsonType(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number'
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value)) return 'integer'
+    return Number.isInteger(value) ? 'integer beyond 2^53' : 'number'
+  }
   return typeof value
 }
 
@@ -149,7 +152,7 @@ export function isId(value: unknown): boolean {
 
 /** The problem of an identifier that is not an integer of at most 52 bits. */
 export function notAnId(value: unknown): Fail {
-  return Number.isSafeInteger(value) ? new Fail('more than 52 bits') : mismatch(value, 'Integer')
+  return Number.isInteger(value) ? new Fail('more than 52 bits') : mismatch(value, 'Integer')
 }
 
 /**
