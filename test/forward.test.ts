@@ -45,7 +45,7 @@ describe('what the upstream receives', () => {
   it('the exact bytes, never re-serialised', async () => {
     // Odd but valid JSON: key order, spacing, escapes and number forms a re-serialiser would change.
     const body =
-      '{ "message" : {"text":"caf\\u00e9 \\/ \u{1F600}","date":1.0e9,"chat":{"id":-100},"message_id":1} ,"update_id":  77 }'
+      '{ "message" : {"text":"caf\\u00e9 \\/ \u{1F600}","date":1.0e9,"chat":{"type":"group","id":-100},"message_id":1} ,"update_id":  77 }'
     const reply = await post(url, body, telegramHeaders(SECRET))
     expect(reply.status).toBe(200)
     expect(upstream.received.at(-1)?.body.toString('utf8')).toBe(body)

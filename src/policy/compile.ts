@@ -10,7 +10,12 @@ import { isShadow } from '../checks/mode.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
 import { createSourcesCheck } from '../checks/sources/index.js'
-import { bodyLimits, createUpdateTypeCheck, DEFAULT_MAX_BODY } from '../checks/updates/index.js'
+import {
+  bodyLimits,
+  createSchemaCheck,
+  createUpdateTypeCheck,
+  DEFAULT_UPDATES,
+} from '../checks/updates/index.js'
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
 import { Upstream } from '../forward/upstream.js'
@@ -48,11 +53,12 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     createSourcesCheck(policy.sources ?? { allow: ['telegram'] }, isShadow(mode, policy.sources?.mode)),
     createSecretCheck(bot.secretToken),
   ]
-  const updates = policy.updates ?? { unknown: 'forward' as const, max_body: DEFAULT_MAX_BODY }
+  const updates = policy.updates ?? DEFAULT_UPDATES
   const updatesShadow = isShadow(mode, updates.mode)
   const dedupe = policy.dedupe ?? { ttl: '24h' }
   // SPEC section 3's order. A check with nothing to do under this policy is left out entirely.
   const updateChecks = present([
+    /* 8 */ createSchemaCheck(updates, updatesShadow),
     /* 9 */ createUpdateTypeCheck(updates, updatesShadow),
     /* 10 */ createDedupeCheck(dedupe, isShadow(mode, dedupe === false ? undefined : dedupe.mode), {
       store: deps.store,

@@ -8,12 +8,14 @@ const run = (check: ReturnType<typeof createUpdateTypeCheck>, type: string) =>
 
 describe('the update type check', () => {
   it('is absent when every type passes', () => {
-    expect(createUpdateTypeCheck({ unknown: 'forward', max_body: '1KiB' }, false)).toBeUndefined()
+    expect(
+      createUpdateTypeCheck({ schema: 'standard', unknown: 'forward', max_body: '1KiB' }, false),
+    ).toBeUndefined()
   })
 
   it('drops known types that are not allowed, with 200', () => {
     const check = createUpdateTypeCheck(
-      { allow: ['message', 'callback_query'], unknown: 'forward', max_body: '1KiB' },
+      { allow: ['message', 'callback_query'], schema: 'standard', unknown: 'forward', max_body: '1KiB' },
       false,
     )
     expect(run(check, 'message')).toBeUndefined()
@@ -22,9 +24,12 @@ describe('the update type check', () => {
   })
 
   it('lets types newer than the schema through, or drops them, as unknown says', () => {
-    const forward = createUpdateTypeCheck({ allow: ['message'], unknown: 'forward', max_body: '1KiB' }, false)
+    const forward = createUpdateTypeCheck(
+      { allow: ['message'], schema: 'standard', unknown: 'forward', max_body: '1KiB' },
+      false,
+    )
     expect(run(forward, 'subscription')).toBeUndefined()
-    const drop = createUpdateTypeCheck({ unknown: 'drop', max_body: '1KiB' }, false)
+    const drop = createUpdateTypeCheck({ schema: 'standard', unknown: 'drop', max_body: '1KiB' }, false)
     expect(run(drop, 'subscription')).toEqual({ kind: 'drop', reason: 'update_type_not_allowed' })
     expect(run(drop, 'poll')).toBeUndefined()
   })

@@ -15,6 +15,7 @@ import { closestMatch } from '../../config/validate.js'
 import type { UpdateCheck } from '../../pipeline/check.js'
 import { drop } from '../../pipeline/verdict.js'
 import { BOT_API_VERSION, UPDATE_TYPES } from '../../telegram/generated/update-types.js'
+import { validateUpdate } from '../../telegram/schema.js'
 import { SectionMode } from '../mode.js'
 
 export const DEFAULT_MAX_BODY = '256KiB'
@@ -34,6 +35,12 @@ export const updatesSchema = Type.Object(
         errorMessage: { minItems: 'must list at least one update type (leave it out to allow every type)' },
       }),
     ),
+    schema: Type.Union([Type.Literal('standard'), Type.Literal('strict'), Type.Literal('off')], {
+      default: 'standard',
+      description:
+        'Check 8, against the Bot API spec: standard (types, the fields the gateway relies on, limits, entity ranges), strict (also every field the spec requires), off (the envelope only). Default: standard.',
+      errorMessage: 'must be standard, strict or off',
+    }),
     unknown: Type.Union([Type.Literal('forward'), Type.Literal('drop')], {
       default: 'forward',
       description: `Update types newer than this gateway's Bot API schema (${BOT_API_VERSION}): forward or drop. Default: forward.`,
@@ -80,7 +87,34 @@ export function bodyLimits(policy: UpdatesPolicy, shadow: boolean): { limit: num
 /** Check 8's answer for an update without a readable envelope (see the module comment). */
 export const INVALID_ENVELOPE = drop('invalid_update')
 
+/** The section's values when a policy leaves it out. */
+export const DEFAULT_UPDATES: UpdatesPolicy = {
+  schema: 'standard',
+  unknown: 'forward',
+  max_body: DEFAULT_MAX_BODY,
+}
+
+const INVALID_UPDATE = drop('invalid_update')
 const NOT_ALLOWED = drop('update_type_not_allowed')
+
+/**
+ * Check 8: the update against the schema generated from the Bot API spec (src/telegram/schema.ts).
+ * The log says where and what (`schema: message.chat.id: expected Integer, got string`), never a value.
+ */
+export function createSchemaCheck(policy: UpdatesPolicy, shadow: boolean): UpdateCheck | undefined {
+  const mode = policy.schema
+  if (mode === 'off') return undefined
+  return {
+    name: 'updates',
+    shadow,
+    run(exchange, update) {
+      const problem = validateUpdate(update.raw, update.type, mode)
+      if (problem === undefined) return undefined
+      exchange.detail = `schema: ${problem.path}: ${problem.problem}`
+      return INVALID_UPDATE
+    },
+  }
+}
 
 /**
  * Check 9: the update type. Returns undefined when every type passes (nothing to run per request).
