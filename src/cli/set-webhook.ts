@@ -44,6 +44,9 @@ Options:
   --force                  set a URL whose path differs from the bot's (a proxy rewrites it)
 ${API_OPTIONS_HELP}`
 
+/** setWebhook's max_connections when not given ("Defaults to 40"). */
+const TELEGRAM_DEFAULT_CONNECTIONS = 40
+
 /** The ports setWebhook accepts ("Ports currently supported for webhooks", setWebhook). */
 const WEBHOOK_PORTS = new Set(['', '443', '80', '88', '8443'])
 
@@ -119,6 +122,10 @@ export async function run(args: readonly string[]): Promise<number> {
     warnings.push(
       `max_connections ${maxConnections} is above the bot's max_inflight ${bot.maxInflight}: the gateway may answer 503 when Telegram uses them all`,
     )
+  if (maxConnections === undefined && bot.maxInflight < TELEGRAM_DEFAULT_CONNECTIONS)
+    warnings.push(
+      `Telegram opens up to ${TELEGRAM_DEFAULT_CONNECTIONS} connections by default, above the bot's max_inflight ${bot.maxInflight}: pass --max-connections ${bot.maxInflight}`,
+    )
 
   const files: Record<string, UploadFile> = {}
   if (values.certificate !== undefined) {
@@ -167,7 +174,7 @@ export async function run(args: readonly string[]): Promise<number> {
     `  url              ${maskWebhookUrl(url)}`,
     `  secret_token     the bot's, from the config: ${maskSecret(bot.secretToken)}`,
     `  allowed_updates  ${allowedText}`,
-    `  max_connections  ${maxConnections ?? "not sent (Telegram's default: 40)"}`,
+    `  max_connections  ${maxConnections ?? `not sent (Telegram's default: ${TELEGRAM_DEFAULT_CONNECTIONS})`}`,
   ]
   if (ipAddress !== undefined) lines.push(`  ip_address       ${ipAddress}`)
   if (files.certificate !== undefined) lines.push(`  certificate      ${files.certificate.filename} uploaded`)
