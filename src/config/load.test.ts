@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -97,6 +99,39 @@ describe('loadConfig: a valid config', () => {
     expect(local.warnings).toEqual([])
   })
 
+  it("accepts the example's commented-out tls, alerts and token keys once uncommented", () => {
+    const example = readFileSync(path.resolve(FIXTURES, '../../../gateway.example.yaml'), 'utf8')
+    const lines = example.split('\n')
+    let block = false
+    const uncommented = lines.map((line) => {
+      if (/^# (tls|alerts):/.test(line) || /^ {4}# token_file:/.test(line)) {
+        block = !line.startsWith('    ')
+        return line.replace('# ', '')
+      }
+      if (block && line.startsWith('#   ')) return line.slice(2)
+      block = false
+      return line
+    })
+    const text = uncommented
+      .join('\n')
+      .replaceAll('tls/', `${FIXTURES}/tls/`)
+      .replace('/run/secrets/alert_bot_token', `${FIXTURES}/secrets/alert_token`)
+      .replace('/run/secrets/shop_bot_token', `${FIXTURES}/secrets/shop_token`)
+      .replace(
+        'policy: policies/default.yaml',
+        `policy: ${path.resolve(FIXTURES, '../../../policies/default.yaml')}`,
+      )
+    expect(text).not.toBe(example)
+    const file = path.join(tmpdir(), `botgate-example-${process.pid}.yaml`)
+    writeFileSync(file, text)
+    const config = loadConfig(file, {
+      env: { SHOP_PATH: 'x'.repeat(32), SHOP_SECRET: ENV.SECRET, SHOP_UPSTREAM_SECRET: ENV.SECRET },
+    })
+    expect(config.tls?.subject).toBe('CN=botgate-test')
+    expect(config.alerts).toMatchObject({ chatId: -1001234567890, messageThreadId: 42, intervalMs: 60_000 })
+    expect(config.bots[0]?.token).toBe('123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw')
+  })
+
   it('gives a bot without policy the shipped default policy', () => {
     const config = loadConfig('missing-policy-default.yaml', { env: ENV })
     expect(config.bots[0]?.policy.sources?.allow).toEqual(['telegram'])
@@ -177,7 +212,10 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
       'alerts-no-token.yaml',
       'alerts-no-token.yaml:2:3 alerts.token: is required (or give token_file): alerts are sent by a bot, with its token',
     ],
-    ['tls-missing-file.yaml', 'tls-missing-file.yaml:2:14 tls.cert_file: cannot read tls/missing.pem: ENOENT'],
+    [
+      'tls-missing-file.yaml',
+      'tls-missing-file.yaml:2:14 tls.cert_file: cannot read tls/missing.pem: ENOENT',
+    ],
     [
       'tls-wrong-key.yaml',
       'tls-wrong-key.yaml:1:43 tls.key_file: tls/other-key.pem is not the private key of the certificate in tls/cert.pem',
