@@ -10,7 +10,16 @@ import { describe, expect, it } from 'vitest'
 import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
 import { freePort } from './helpers/upstream.js'
 
-const COMMANDS = ['serve', 'check', 'secret', 'schema', 'demo']
+const COMMANDS = [
+  'serve',
+  'check',
+  'secret',
+  'schema',
+  'demo',
+  'set-webhook',
+  'webhook-info',
+  'delete-webhook',
+]
 
 describe('help and usage', () => {
   it('botgate --help lists every command', async () => {

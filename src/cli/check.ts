@@ -9,6 +9,7 @@ import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.j
 import { formatDuration } from '../config/units.js'
 import { loadPolicyFile } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
+import { displayApiBase } from '../telegram/bot-api.js'
 import { CONFIG_OPTION, defaultConfigFile, parse, UsageError } from './args.js'
 
 export const summary = 'validate the config and policies, print a summary (secrets masked)'
@@ -61,8 +62,28 @@ function describeBot(bot: BotConfig): string[] {
     `  secret_token  ${maskSecret(bot.secretToken)}`,
     `  upstream      ${maskUrl(upstream.url)} timeout ${formatDuration(upstream.timeoutMs)}, upstream secret ${upstream.secretToken === undefined ? 'not set' : maskSecret(upstream.secretToken)}`,
     `  max_inflight  ${bot.maxInflight}`,
+    `  token         ${bot.token === undefined ? 'not set (only set-webhook, webhook-info and delete-webhook need it)' : maskSecret(bot.token)}`,
     `  policy        ${bot.policyOrigin.label}`,
     ...describePolicy(bot.policy).map((line) => `                ${line}`),
+  ]
+}
+
+function describeTls(config: GatewayConfig): string[] {
+  const tls = config.tls
+  if (tls === undefined) return ['tls off: plain HTTP on the webhook listener (TLS ends at a proxy in front)']
+  return [
+    `tls ${tls.subject}, valid to ${tls.validTo.toISOString()}${tls.selfSigned ? ', self-signed (upload it: set-webhook --certificate)' : ''}`,
+  ]
+}
+
+function describeAlerts(config: GatewayConfig): string[] {
+  const alerts = config.alerts
+  if (alerts === undefined) return ['alerts off']
+  const { thresholds } = alerts
+  const count = (value: number | undefined) => (value === undefined ? 'off' : `>= ${value}`)
+  return [
+    `alerts to chat ${alerts.chatId}${alerts.messageThreadId === undefined ? '' : ` topic ${alerts.messageThreadId}`} via ${displayApiBase(alerts.apiBase)}, bot token ${maskSecret(alerts.token)}, every ${formatDuration(alerts.intervalMs)}`,
+    `  bad_secret ${count(thresholds.badSecret)}, ip_not_allowed ${count(thresholds.ipNotAllowed)}, upstream_failures ${count(thresholds.upstreamFailures)}, store_outage ${alerts.storeOutage ? 'on' : 'off'}, reload_refused ${alerts.reloadRefused ? 'on' : 'off'}`,
   ]
 }
 
@@ -72,6 +93,8 @@ export function describeConfig(config: GatewayConfig, name: string): string {
     `${name}: OK`,
     `listen ${config.listen.host}:${config.listen.port}, admin ${config.adminListen.host}:${config.adminListen.port}`,
     `trusted_proxies ${proxies === 0 ? 'none' : `${proxies} network(s)`}, store ${config.store.type}, log level ${config.log.level}`,
+    ...describeTls(config),
+    ...describeAlerts(config),
     ...config.bots.flatMap(describeBot),
   ]
   if (config.warnings.length > 0)

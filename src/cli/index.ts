@@ -7,10 +7,13 @@
 import { VERSION } from '../version.js'
 import { UsageError } from './args.js'
 import * as check from './check.js'
+import * as deleteWebhook from './delete-webhook.js'
 import * as demo from './demo.js'
 import * as schema from './schema.js'
 import * as secret from './secret.js'
 import * as serve from './serve.js'
+import * as setWebhook from './set-webhook.js'
+import * as webhookInfo from './webhook-info.js'
 
 interface Command {
   readonly summary: string
@@ -18,7 +21,16 @@ interface Command {
   run(args: readonly string[]): Promise<number> | number
 }
 
-const COMMANDS: Readonly<Record<string, Command>> = { serve, check, secret, schema, demo }
+const COMMANDS: Readonly<Record<string, Command>> = {
+  serve,
+  check,
+  secret,
+  schema,
+  demo,
+  'set-webhook': setWebhook,
+  'webhook-info': webhookInfo,
+  'delete-webhook': deleteWebhook,
+}
 
 const HELP = `botgate ${VERSION}: a security gateway in front of Telegram bot webhooks
 
@@ -26,7 +38,7 @@ Usage: botgate <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, command]) => `  ${name.padEnd(8)} ${command.summary}`)
+  .map(([name, command]) => `  ${name.padEnd(14)} ${command.summary}`)
   .join('\n')}
 
 Options:
@@ -34,6 +46,8 @@ Options:
   -v, --version  print the version
 
 The config file is --config FILE, else $BOTGATE_CONFIG, else ./gateway.yaml.
+set-webhook, webhook-info and delete-webhook call the Bot API at --api-base URL, else
+$BOTGATE_API_BASE, else https://api.telegram.org, with the bot's token from the config.
 `
 
 export async function run(args: readonly string[]): Promise<number> {

@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -55,6 +57,79 @@ describe('loadConfig: a valid config', () => {
     })
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 9999 })
     expect(config.bots[0]?.path).toBe(`/tg/${'x'.repeat(20)}`)
+  })
+
+  it('reads the operations keys: tls files, alerts and a bot token, and watches their files', () => {
+    const config = loadConfig('valid-ops.yaml', { env: ENV })
+    expect(config.tls).toMatchObject({ subject: 'CN=botgate-test', selfSigned: true })
+    expect(config.tls?.cert).toContain('BEGIN CERTIFICATE')
+    expect(config.tls?.key).toContain('PRIVATE KEY')
+    expect(config.bots[0]?.token).toBe('123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw')
+    expect(config.alerts).toEqual({
+      token: '987654321:AAAlertBotTokenForTestsOnly_0123456',
+      chatId: -1001234567890, // ${ALERT_CHAT:--1001234567890}: a string from substitution, read as the integer
+      messageThreadId: undefined,
+      apiBase: 'https://api.telegram.org',
+      intervalMs: 300_000,
+      thresholds: { badSecret: 20, ipNotAllowed: undefined, upstreamFailures: 3 },
+      storeOutage: true,
+      reloadRefused: false,
+    })
+    expect(config.files.map((file) => path.relative(FIXTURES, file)).sort()).toEqual([
+      '../../../policies/default.yaml',
+      'secrets/alert_token',
+      'secrets/shop_token',
+      'tls/cert.pem',
+      'tls/key.pem',
+      'valid-ops.yaml',
+    ])
+    expect(config.warnings).toEqual([])
+  })
+
+  it('accepts a channel @username as the alert chat, and warns about short intervals and plain http', () => {
+    const config = loadConfig('valid-ops.yaml', {
+      env: { ...ENV, ALERT_CHAT: '@botgate_alerts', ALERT_INTERVAL: '2s', ALERT_API: 'http://10.0.0.5:8081' },
+    })
+    expect(config.alerts?.chatId).toBe('@botgate_alerts')
+    expect(config.warnings).toEqual([
+      'alerts: api_base is plain http to another host: the alert bot token crosses the network unencrypted',
+      "alerts: interval 2s is under 10s: alerts may run into Telegram's flood limits",
+    ])
+    const local = loadConfig('valid-ops.yaml', { env: { ...ENV, ALERT_API: 'http://127.0.0.1:8081' } })
+    expect(local.warnings).toEqual([])
+  })
+
+  it("accepts the example's commented-out tls, alerts and token keys once uncommented", () => {
+    const example = readFileSync(path.resolve(FIXTURES, '../../../gateway.example.yaml'), 'utf8')
+    const lines = example.split('\n')
+    let block = false
+    const uncommented = lines.map((line) => {
+      if (/^# (tls|alerts):/.test(line) || /^ {4}# token_file:/.test(line)) {
+        block = !line.startsWith('    ')
+        return line.replace('# ', '')
+      }
+      if (block && line.startsWith('#   ')) return line.slice(2)
+      block = false
+      return line
+    })
+    const text = uncommented
+      .join('\n')
+      .replaceAll('tls/', `${FIXTURES}/tls/`)
+      .replace('/run/secrets/alert_bot_token', `${FIXTURES}/secrets/alert_token`)
+      .replace('/run/secrets/shop_bot_token', `${FIXTURES}/secrets/shop_token`)
+      .replace(
+        'policy: policies/default.yaml',
+        `policy: ${path.resolve(FIXTURES, '../../../policies/default.yaml')}`,
+      )
+    expect(text).not.toBe(example)
+    const file = path.join(tmpdir(), `botgate-example-${process.pid}.yaml`)
+    writeFileSync(file, text)
+    const config = loadConfig(file, {
+      env: { SHOP_PATH: 'x'.repeat(32), SHOP_SECRET: ENV.SECRET, SHOP_UPSTREAM_SECRET: ENV.SECRET },
+    })
+    expect(config.tls?.subject).toBe('CN=botgate-test')
+    expect(config.alerts).toMatchObject({ chatId: -1001234567890, messageThreadId: 42, intervalMs: 60_000 })
+    expect(config.bots[0]?.token).toBe('123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw')
   })
 
   it('gives a bot without policy the shipped default policy', () => {
@@ -129,6 +204,26 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
       'yaml-syntax.yaml',
       'yaml-syntax.yaml:2:1 YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ],
+    [
+      'bad-bot-token.yaml',
+      'bad-bot-token.yaml:5:12 bots[0].token: must be a bot token from @BotFather: digits, a colon, then letters, digits, _ and -',
+    ],
+    [
+      'alerts-no-token.yaml',
+      'alerts-no-token.yaml:2:3 alerts.token: is required (or give token_file): alerts are sent by a bot, with its token',
+    ],
+    [
+      'tls-missing-file.yaml',
+      'tls-missing-file.yaml:2:14 tls.cert_file: cannot read tls/missing.pem: ENOENT',
+    ],
+    [
+      'tls-wrong-key.yaml',
+      'tls-wrong-key.yaml:1:43 tls.key_file: tls/other-key.pem is not the private key of the certificate in tls/cert.pem',
+    ],
+    [
+      'tls-not-pem.yaml',
+      'tls-not-pem.yaml:1:19 tls.cert_file: secrets/shop_secret does not hold a PEM certificate',
+    ],
     ['empty.yaml', 'empty.yaml:1:1 the file is empty: it needs at least a bots list'],
     ['nonexistent.yaml', 'nonexistent.yaml:1:1 cannot read the config file: ENOENT'],
   ])('%s', (file, message) => {
@@ -167,6 +262,14 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
     expect(problems('bad-dedupe.yaml')).toEqual([
       'bad-dedupe.yaml:8:15 bots[0].policy.dedupe: must be a mapping like { ttl: 24h }, or false',
       'bad-dedupe.yaml:10:18 bots[0].policy.updates.unknown: must be forward or drop',
+    ])
+  })
+
+  it('reports every bad alerts value', () => {
+    expect(problems('alerts-bad-values.yaml')).toEqual([
+      'alerts-bad-values.yaml:3:12 alerts.chat_id: must be a chat id (an integer such as -1001234567890) or a channel @username',
+      'alerts-bad-values.yaml:4:15 alerts.bad_secret: must be a count of at least 1, or false to turn this alert off',
+      'alerts-bad-values.yaml:5:13 alerts.api_base: must be an http(s) URL',
     ])
   })
 

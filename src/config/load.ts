@@ -8,6 +8,7 @@
  * Every problem is collected, not just the first, and reported as `file:line:col path: message`.
  */
 
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { SECRET_CHARSET } from '../checks/secret/index.js'
@@ -21,7 +22,7 @@ import {
 import type { Policy } from '../policy/schema.js'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
 import { ConfigError, type ConfigIssue } from './errors.js'
-import { configSchema, type RawBot, type RawConfig } from './schema.js'
+import { configSchema, type RawAlerts, type RawBot, type RawConfig, type RawTls } from './schema.js'
 import { displayName, type Segment, YamlSource } from './source.js'
 import { parseDuration } from './units.js'
 import { validate } from './validate.js'
@@ -46,6 +47,40 @@ export interface BotConfig {
   readonly upstream: UpstreamConfig
   readonly policy: Policy
   readonly policyOrigin: PolicyOrigin
+  /** The bot's own Bot API token: only the Bot API commands (set-webhook ...) read it. */
+  readonly token: string | undefined
+}
+
+/** TLS on the webhook listener: the files as read at load time, checked to belong together. */
+export interface TlsConfig {
+  /** Absolute paths. */
+  readonly certFile: string
+  readonly keyFile: string
+  /** PEM text. */
+  readonly cert: string
+  readonly key: string
+  /** Issued by itself: Telegram then needs it uploaded with setWebhook (`--certificate`). */
+  readonly selfSigned: boolean
+  readonly subject: string
+  readonly validTo: Date
+}
+
+/** Thresholds per interval; undefined turns that alert off. */
+export interface AlertThresholds {
+  readonly badSecret: number | undefined
+  readonly ipNotAllowed: number | undefined
+  readonly upstreamFailures: number | undefined
+}
+
+export interface AlertsConfig {
+  readonly token: string
+  readonly chatId: number | string
+  readonly messageThreadId: number | undefined
+  readonly apiBase: string
+  readonly intervalMs: number
+  readonly thresholds: AlertThresholds
+  readonly storeOutage: boolean
+  readonly reloadRefused: boolean
 }
 
 export interface GatewayConfig {
@@ -61,6 +96,8 @@ export interface GatewayConfig {
   readonly store: RawConfig['store']
   readonly log: RawConfig['log']
   readonly bots: readonly BotConfig[]
+  readonly tls: TlsConfig | undefined
+  readonly alerts: AlertsConfig | undefined
   /** Legal but risky choices (fail-open settings, weak-looking values): logged at every load. */
   readonly warnings: readonly string[]
 }
@@ -77,6 +114,14 @@ const MAX_SECRET_LENGTH = 256
 
 /** Telegram gives up on a webhook answer after 60 s (SPEC section 1). */
 const TELEGRAM_TIMEOUT_MS = 60_000
+
+/** A token from @BotFather: the bot's numeric id, a colon, then the secret part ("Authorizing your bot"). */
+const BOT_TOKEN = /^[0-9]+:[A-Za-z0-9_-]+$/
+const BOT_TOKEN_MESSAGE =
+  'must be a bot token from @BotFather: digits, a colon, then letters, digits, _ and -'
+
+/** Shorter alert intervals risk Telegram's flood limits for messages to one chat. */
+const MIN_ALERT_INTERVAL_MS = 10_000
 
 function parseHostPort(text: string): HostPort | undefined {
   const colon = text.lastIndexOf(':')
@@ -237,6 +282,7 @@ class Resolver {
       )
     const upstream = this.upstream(bot, at)
     const policy = this.policy(bot, at)
+    const token = this.botToken(bot as Record<string, unknown>, at, undefined)
     if (!secretOk || !upstream || !policy || secretToken === undefined) return undefined
     const segment = bot.path.split('/').pop() ?? ''
     if (segment.length < 16) {
@@ -253,8 +299,129 @@ class Resolver {
       upstream,
       policy: policy.policy,
       policyOrigin: policy.origin,
+      token,
     }
   }
+
+  /** A Bot API token (`token` or `token_file`), checked for its shape, never quoted in messages. */
+  botToken(
+    raw: Record<string, unknown>,
+    at: readonly Segment[],
+    required: string | undefined,
+  ): string | undefined {
+    const token = this.secret(raw, at, 'token', required)
+    if (token === undefined) return undefined
+    if (!BOT_TOKEN.test(token)) {
+      this.source.issue([...at, raw.token_file === undefined ? 'token' : 'token_file'], BOT_TOKEN_MESSAGE)
+      return undefined
+    }
+    return token
+  }
+
+  /** A file named by the config, relative to it; joins the reload watch list. */
+  #readFile(file: string, at: readonly Segment[]): { absolute: string; text: string } | undefined {
+    const absolute = path.resolve(path.dirname(this.source.file), file)
+    this.files.add(absolute)
+    try {
+      return { absolute, text: readFileSync(absolute, 'utf8') }
+    } catch (error) {
+      this.source.issue(at, `cannot read ${file}: ${errorCode(error)}`)
+      return undefined
+    }
+  }
+
+  tls(raw: RawTls | undefined): TlsConfig | undefined {
+    if (raw === undefined) return undefined
+    const certAt = ['tls', 'cert_file']
+    const keyAt = ['tls', 'key_file']
+    const cert = this.#readFile(raw.cert_file, certAt)
+    const key = this.#readFile(raw.key_file, keyAt)
+    if (cert === undefined || key === undefined) return undefined
+    let certificate: X509Certificate
+    let privateKey: KeyObject
+    try {
+      certificate = new X509Certificate(cert.text)
+    } catch {
+      this.source.issue(certAt, `${raw.cert_file} does not hold a PEM certificate`)
+      return undefined
+    }
+    try {
+      privateKey = createPrivateKey(key.text)
+    } catch {
+      this.source.issue(keyAt, `${raw.key_file} does not hold an unencrypted PEM private key`)
+      return undefined
+    }
+    if (!certificate.checkPrivateKey(privateKey)) {
+      this.source.issue(
+        keyAt,
+        `${raw.key_file} is not the private key of the certificate in ${raw.cert_file}`,
+      )
+      return undefined
+    }
+    const validTo = new Date(certificate.validTo)
+    if (validTo.getTime() < Date.now()) {
+      this.warnings.push(
+        `tls: the certificate in ${raw.cert_file} expired on ${validTo.toISOString()}: Telegram refuses to deliver to it`,
+      )
+    }
+    return {
+      certFile: cert.absolute,
+      keyFile: key.absolute,
+      cert: cert.text,
+      key: key.text,
+      selfSigned: certificate.subject === certificate.issuer && certificate.checkIssued(certificate),
+      subject: certificate.subject.replace(/\n/g, ', '),
+      validTo,
+    }
+  }
+
+  alerts(raw: RawAlerts | undefined): AlertsConfig | undefined {
+    if (raw === undefined) return undefined
+    const at = ['alerts']
+    const token = this.botToken(
+      raw as Record<string, unknown>,
+      at,
+      '(or give token_file): alerts are sent by a bot, with its token',
+    )
+    let apiBase: URL | undefined
+    try {
+      apiBase = new URL(raw.api_base)
+    } catch {
+      this.source.issue([...at, 'api_base'], 'must be an http(s) URL')
+    }
+    if (apiBase !== undefined && apiBase.protocol === 'http:' && !isLoopback(apiBase.hostname)) {
+      this.warnings.push(
+        'alerts: api_base is plain http to another host: the alert bot token crosses the network unencrypted',
+      )
+    }
+    const intervalMs = parseDuration(raw.interval)
+    if (intervalMs === 0) this.source.issue([...at, 'interval'], 'must be more than 0')
+    else if (intervalMs < MIN_ALERT_INTERVAL_MS) {
+      this.warnings.push(
+        `alerts: interval ${raw.interval} is under 10s: alerts may run into Telegram's flood limits`,
+      )
+    }
+    if (token === undefined || apiBase === undefined || intervalMs === 0) return undefined
+    const count = (value: number | false) => (value === false ? undefined : value)
+    return {
+      token,
+      chatId: raw.chat_id,
+      messageThreadId: raw.message_thread_id,
+      apiBase: raw.api_base,
+      intervalMs,
+      thresholds: {
+        badSecret: count(raw.bad_secret),
+        ipNotAllowed: count(raw.ip_not_allowed),
+        upstreamFailures: count(raw.upstream_failures),
+      },
+      storeOutage: raw.store_outage,
+      reloadRefused: raw.reload_refused,
+    }
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || hostname.startsWith('127.')
 }
 
 function unique(raw: RawConfig, source: YamlSource): void {
@@ -335,6 +502,8 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
     )
   }
   const bots = raw.bots.map((bot, index) => resolver.bot(bot, index))
+  const tls = resolver.tls(raw.tls)
+  const alerts = resolver.alerts(raw.alerts)
   if (source.issues.length > 0 || resolver.policySources.some((s) => s.issues.length > 0))
     fail(resolver.policySources)
 
@@ -355,6 +524,8 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
     store: raw.store,
     log: raw.log,
     bots: resolved,
+    tls,
+    alerts,
     warnings: resolver.warnings,
   }
   return options.adjust === undefined ? config : options.adjust(config)

@@ -10,6 +10,7 @@
 
 import { type Static, type TOptional, type TString, Type } from '@sinclair/typebox'
 import { policySchema } from '../policy/schema.js'
+import { DEFAULT_API_BASE } from '../telegram/bot-api.js'
 import { DURATION_PATTERN } from './units.js'
 
 const duration = (fallback: string, description: string) =>
@@ -28,6 +29,14 @@ const hostPort = (fallback: string, description: string) =>
     errorMessage: 'must be host:port, e.g. 0.0.0.0:8080 or [::]:8080',
   })
 
+const httpUrl = (description: string, fallback?: string) =>
+  Type.String({
+    pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+    ...(fallback === undefined ? {} : { default: fallback }),
+    description,
+    errorMessage: 'must be an http(s) URL',
+  })
+
 /** A value given directly (usually `${ENV}`) or read from `<key>_file` (Docker and Kubernetes secrets). */
 function secretPair<K extends string>(key: K, description: string) {
   return {
@@ -43,12 +52,9 @@ function secretPair<K extends string>(key: K, description: string) {
 
 const upstreamSchema = Type.Object(
   {
-    url: Type.String({
-      pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
-      description:
-        "The bot's own webhook endpoint, http(s)://host:port/path, usually on localhost or in the pod.",
-      errorMessage: 'must be an http(s) URL',
-    }),
+    url: httpUrl(
+      "The bot's own webhook endpoint, http(s)://host:port/path, usually on localhost or in the pod.",
+    ),
     timeout: duration(
       '25s',
       "Longest wait for the upstream's answer before answering 504; keep it well under Telegram's 60 s.",
@@ -100,8 +106,80 @@ export const botSchema = Type.Object(
         errorMessage: 'must be a path to a policy file or an inline policy mapping',
       }),
     ),
+    ...secretPair(
+      'token',
+      "Optional: the bot's token from @BotFather, read only by botgate set-webhook, webhook-info and delete-webhook; serve never uses it.",
+    ),
   },
   { additionalProperties: false },
+)
+
+export const tlsSchema = Type.Object(
+  {
+    cert_file: Type.String({
+      minLength: 1,
+      description:
+        'PEM certificate (chain) for the webhook listener, relative to this config file; reloaded with the config.',
+    }),
+    key_file: Type.String({
+      minLength: 1,
+      description: 'Its unencrypted PEM private key, relative to this config file; reloaded with the config.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Optional: terminate TLS on the webhook listener (Telegram delivers only over HTTPS). Turning it on or off needs a restart; new files apply on reload.',
+  },
+)
+
+/** A count per interval that raises an alert, or false to turn that alert off. */
+const threshold = (fallback: number, description: string) =>
+  Type.Union([Type.Integer({ minimum: 1 }), Type.Literal(false)], {
+    default: fallback,
+    description: `${description} A count per interval, or false to turn this alert off. Default: ${fallback}.`,
+    errorMessage: 'must be a count of at least 1, or false to turn this alert off',
+  })
+
+export const alertsSchema = Type.Object(
+  {
+    ...secretPair('token', 'Required: the token of the bot that sends the alerts (from @BotFather).'),
+    chat_id: Type.Union([Type.Integer(), Type.String({ pattern: '^@[A-Za-z][A-Za-z0-9_]{3,31}$' })], {
+      description:
+        "The chat that receives the alerts: its id (a group's is negative, e.g. -1001234567890) or a channel's @username. The alert bot must be a member.",
+      errorMessage: 'must be a chat id (an integer such as -1001234567890) or a channel @username',
+    }),
+    message_thread_id: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Optional: the forum topic of chat_id to post in.' }),
+    ),
+    api_base: httpUrl(
+      `The Bot API endpoint; change it for a local Bot API server. Default: ${DEFAULT_API_BASE}.`,
+      DEFAULT_API_BASE,
+    ),
+    interval: duration(
+      '1m',
+      'The alert window: counts are summed over it, and each kind of alert is sent at most once per interval.',
+    ),
+    bad_secret: threshold(20, 'Requests refused for a wrong or missing secret token (bad_secret).'),
+    ip_not_allowed: threshold(100, 'Requests refused for their source address (ip_not_allowed).'),
+    upstream_failures: threshold(
+      10,
+      'Forwards that failed: upstream_unreachable, upstream_timeout, upstream_error and upstream_busy together.',
+    ),
+    store_outage: Type.Boolean({
+      default: true,
+      description: 'Alert when the shared store becomes unreachable, and when it is back. Default: true.',
+    }),
+    reload_refused: Type.Boolean({
+      default: true,
+      description: 'Alert when a changed config is refused and the running one stays. Default: true.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Optional: operator alerts sent to a Telegram chat, aggregated per interval; they never carry secrets, tokens, paths or message text.',
+  },
 )
 
 export const configSchema = Type.Object(
@@ -164,6 +242,8 @@ export const configSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    tls: Type.Optional(tlsSchema),
+    alerts: Type.Optional(alertsSchema),
     bots: Type.Array(botSchema, { minItems: 1, errorMessage: { minItems: 'must list at least one bot' } }),
   },
   {
@@ -175,3 +255,5 @@ export const configSchema = Type.Object(
 
 export type RawConfig = Static<typeof configSchema>
 export type RawBot = Static<typeof botSchema>
+export type RawAlerts = Static<typeof alertsSchema>
+export type RawTls = Static<typeof tlsSchema>

@@ -6,6 +6,7 @@
 
 import type { Outcome } from '../pipeline/answer.js'
 import type { Reason } from '../pipeline/verdict.js'
+import { AlertCounts } from './alerts/counts.js'
 import {
   Counter,
   type CounterChild,
@@ -32,6 +33,8 @@ export class BotMetrics {
   readonly duration: HistogramChild
   readonly upstream: HistogramChild
   readonly inflight: GaugeChild
+  /** What the alert monitor reads (bad secrets, refused sources, upstream failures); kept across reloads. */
+  readonly alerts = new AlertCounts()
 
   constructor(metrics: GatewayMetrics, name: string) {
     this.#name = name

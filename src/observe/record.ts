@@ -18,6 +18,8 @@ export function recordRequest(
 ): void {
   const ms = performance.now() - exchange.startedAt
   metrics.request(answer.reason, answer.outcome)
+  // One field increment for the alert monitor, which reads the counts on its own timer.
+  metrics.alerts.count(answer.reason)
   metrics.duration.observe(ms / 1000)
   const would = exchange.would
   if (would !== undefined) for (const reason of would) metrics.shadow(reason)

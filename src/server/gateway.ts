@@ -10,12 +10,14 @@
  */
 
 import type { Server } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { ConfigError } from '../config/errors.js'
-import { type GatewayConfig, type LoadOptions, loadConfig } from '../config/load.js'
+import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
+import { Alerts } from '../observe/alerts/index.js'
 import { createLogger, flushLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
 import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compile.js'
@@ -81,8 +83,16 @@ export class Gateway {
   readonly metrics = new GatewayMetrics(VERSION)
   /** Shared state; it outlives config generations, so marks survive reloads. */
   readonly store: Store
+  /**
+   * Operator alerts (config `alerts`). The store calls `alerts.storeDown(code)` when it cannot
+   * answer and `alerts.storeUp()` when it can again; see docs/alerts.md.
+   */
+  readonly alerts: Alerts
   #generation: Generation
-  readonly #webhook: Server
+  /** Plain HTTP, or HTTPS when the config has `tls` (fixed at start; certificates reload). */
+  readonly #webhook: Server | HttpsServer
+  /** The certificate and key in use, to notice when a reload brings new ones. */
+  #tls: TlsConfig | undefined
   readonly #admin: Server
   readonly #watcher: FileWatcher
   #active = 0
@@ -96,11 +106,32 @@ export class Gateway {
     this.store = new MemoryStore({ maxEntries: config.store.max_entries })
     this.#generation = new Generation(config, this.#deps(), this.logger, this)
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
-    this.#webhook = createAdaptorServer({
-      fetch: (request, env) => this.#generation.app.fetch(request, env),
-      autoCleanupIncoming: false,
-      serverOptions: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
-    }) as Server
+    this.alerts = new Alerts({
+      logger: this.logger,
+      counts: () => this.#generation.bots.map((bot) => [bot.name, bot.metrics.alerts] as const),
+    })
+    this.alerts.configure(config.alerts)
+    const fetch: Parameters<typeof createAdaptorServer>[0]['fetch'] = (request, env) =>
+      this.#generation.app.fetch(request, env)
+    this.#tls = config.tls
+    this.#webhook = (
+      config.tls === undefined
+        ? createAdaptorServer({
+            fetch,
+            autoCleanupIncoming: false,
+            serverOptions: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
+          })
+        : createAdaptorServer({
+            fetch,
+            autoCleanupIncoming: false,
+            createServer: createHttpsServer,
+            serverOptions: {
+              connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+              cert: config.tls.cert,
+              key: config.tls.key,
+            },
+          })
+    ) as Server | HttpsServer
     this.#applyTimeouts(config)
     this.#webhook.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       // Malformed HTTP or a client too slow with its headers or body: answer if we still can.
@@ -130,6 +161,7 @@ export class Gateway {
       {
         version: VERSION,
         webhook: gateway.webhookAddress,
+        tls: config.tls !== undefined,
         admin: gateway.adminAddress,
         bots: config.bots.map((bot) => bot.name),
       },
@@ -195,10 +227,12 @@ export class Gateway {
     try {
       const config = loadConfig(this.#options.configFile, this.#options)
       next = new Generation(config, this.#deps(), this.logger, this)
+      this.#reloadTls(config.tls)
     } catch (error) {
       this.metrics.reloads.labels('failure').inc()
       const problems = error instanceof ConfigError ? error.message.split('\n') : [(error as Error).message]
       this.logger.error({ trigger, problems }, 'config reload refused: the running config stays in effect')
+      this.alerts.reloadRefused(trigger, error)
       return false
     }
     const config = next.config
@@ -212,12 +246,37 @@ export class Gateway {
     previous.retire()
     this.#applyTimeouts(config)
     this.logger.level = config.log.level
+    this.alerts.configure(config.alerts)
     this.#watcher.watch(config.files)
     this.metrics.reloads.labels('success').inc()
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
     for (const warning of config.warnings) this.logger.warn({ warning }, 'config warning')
     this.logger.info({ trigger, bots: config.bots.map((bot) => bot.name) }, 'config reloaded')
     return true
+  }
+
+  /**
+   * New certificate or key files take effect for new connections (`setSecureContext`); open
+   * connections keep the one they were made with. Throws if Node refuses them, which refuses the
+   * reload. Turning TLS on or off would need another kind of listener: that waits for a restart.
+   */
+  #reloadTls(tls: TlsConfig | undefined): void {
+    const current = this.#tls
+    if ((tls === undefined) !== (current === undefined)) {
+      this.logger.warn(
+        { tls: current !== undefined },
+        'tls is turned on or off only on restart; the webhook listener keeps its current mode',
+      )
+      return
+    }
+    if (tls === undefined || current === undefined) return
+    if (tls.cert === current.cert && tls.key === current.key) return
+    ;(this.#webhook as HttpsServer).setSecureContext({ cert: tls.cert, key: tls.key })
+    this.#tls = tls
+    this.logger.info(
+      { subject: tls.subject, valid_to: tls.validTo.toISOString() },
+      'tls certificate reloaded: new connections use it',
+    )
   }
 
   /**
@@ -256,12 +315,13 @@ export class Gateway {
       this.#admin.closeAllConnections()
     })
     await this.store.close()
+    await this.alerts.stop()
     this.logger.info({ clean }, 'stopped')
     await flushLogger(this.logger)
   }
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | HttpsServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {

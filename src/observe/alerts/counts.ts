@@ -1,0 +1,88 @@
+/**
+ * @module
+ * The request path's only part in alerting: one object of plain number fields per bot, created
+ * once with the bot's metrics, and a switch on the answer's reason that increments one of them.
+ * No allocation, no lookup by string, no await; the alert monitor reads and resets the fields
+ * on its own timer, off the request path.
+ */
+
+import type { Reason } from '../../pipeline/verdict.js'
+
+/** The counts alerting reads, in the order messages list them. */
+export const UPSTREAM_REASONS = [
+  'upstream_unreachable',
+  'upstream_timeout',
+  'upstream_error',
+  'upstream_busy',
+] as const satisfies readonly Reason[]
+
+export type UpstreamReason = (typeof UPSTREAM_REASONS)[number]
+
+export interface CountSnapshot {
+  readonly badSecret: number
+  readonly ipNotAllowed: number
+  readonly forwarded: number
+  readonly upstream: Readonly<Record<UpstreamReason, number>>
+}
+
+export class AlertCounts {
+  badSecret = 0
+  ipNotAllowed = 0
+  forwarded = 0
+  upstreamUnreachable = 0
+  upstreamTimeout = 0
+  upstreamError = 0
+  upstreamBusy = 0
+
+  /** Called once per answered request with its reason (from recordRequest). */
+  count(reason: Reason): void {
+    switch (reason) {
+      case 'forwarded':
+        this.forwarded++
+        return
+      case 'bad_secret':
+        this.badSecret++
+        return
+      case 'ip_not_allowed':
+        this.ipNotAllowed++
+        return
+      case 'upstream_unreachable':
+        this.upstreamUnreachable++
+        return
+      case 'upstream_timeout':
+        this.upstreamTimeout++
+        return
+      case 'upstream_error':
+        this.upstreamError++
+        return
+      case 'upstream_busy':
+        this.upstreamBusy++
+        return
+      default:
+        return
+    }
+  }
+
+  /** The counts since the last call, and zero again: for the monitor's timer, never per request. */
+  drain(): CountSnapshot {
+    const snapshot: CountSnapshot = {
+      badSecret: this.badSecret,
+      ipNotAllowed: this.ipNotAllowed,
+      forwarded: this.forwarded,
+      upstream: {
+        upstream_unreachable: this.upstreamUnreachable,
+        upstream_timeout: this.upstreamTimeout,
+        upstream_error: this.upstreamError,
+        upstream_busy: this.upstreamBusy,
+      },
+    }
+    this.badSecret = 0
+    this.ipNotAllowed = 0
+    this.forwarded = 0
+    this.upstreamUnreachable = 0
+    this.upstreamTimeout = 0
+    this.upstreamError = 0
+    this.upstreamBusy = 0
+    return snapshot
+  }
+}
