@@ -148,7 +148,8 @@ bots:
     expect(reloaded.subject).toBe('CN=127.0.0.1, O=second')
     const expected = new X509Certificate(second.cert).fingerprint256
     expect(await servedFingerprint(url)).toBe(expected)
-    const after = await postHttps(url, update, telegramHeaders(SECRET), second.cert)
+    // A fresh update: the first one's id is remembered by dedupe across the reload.
+    const after = await postHttps(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET), second.cert)
     expect(after.status).toBe(200)
     expect(upstream.received).toHaveLength(2)
   })

@@ -39,6 +39,7 @@ bots:
     token_file: shop_token
     max_inflight: 30
     upstream: { url: "http://127.0.0.1:8081/webhook" }
+    policy: { sources: { allow: [telegram] } }   # no updates.allow: every type
   - name: news
     path: /tg/news-0123456789abcdefghij
     secret_token: ${secret()}
@@ -134,6 +135,35 @@ describe('botgate set-webhook', () => {
     )
     expect(api.webhook(TOKEN).has_custom_certificate).toBe(true)
     expectNoToken(result)
+  })
+
+  it("sends the policy's updates.allow as allowed_updates (news uses the shipped default policy)", async () => {
+    const result = await cli([
+      'set-webhook',
+      'news',
+      '--url',
+      'https://news.example.com',
+      '--api-base',
+      api.url,
+    ])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(api.calls[0]?.params).toMatchObject({
+      url: 'https://news.example.com/tg/news-0123456789abcdefghij',
+      allowed_updates: ['message', 'edited_message', 'callback_query', 'my_chat_member'],
+    })
+    expect(api.webhook(NEWS_TOKEN).allowed_updates).toEqual([
+      'message',
+      'edited_message',
+      'callback_query',
+      'my_chat_member',
+    ])
+    const info = await cli(['webhook-info', 'news', '--api-base', api.url])
+    expect(info.stdout).toContain(
+      '  allowed_updates     message, edited_message, callback_query, my_chat_member',
+    )
+    // Telegram and the policy agree on the update types: no warning about them.
+    expect(info.stdout).not.toMatch(/Telegram sends .* which the policy drops/)
   })
 
   it('refuses to upload a private key as the certificate', async () => {
