@@ -11,6 +11,7 @@ import { createSourcesCheck } from '../checks/sources/index.js'
 import { bodyLimits } from '../checks/updates/index.js'
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
+import { createSigner } from '../forward/sign.js'
 import { Upstream } from '../forward/upstream.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
@@ -55,5 +56,6 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     metrics: metrics.bot(bot.name),
     replyFilter: createReplyFilter(policy.replies),
     replyShadow: isShadow(mode, policy.replies?.mode),
+    sign: bot.upstream.sign === undefined ? undefined : createSigner(bot.upstream.sign),
   }
 }
