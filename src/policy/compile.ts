@@ -4,6 +4,8 @@
  * order of SPEC section 3, so the request path only runs precomputed functions.
  */
 
+import type { Blocks } from '../blocks/index.js'
+import { createBlockedCheck } from '../checks/blocked/index.js'
 import { isShadow } from '../checks/mode.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
@@ -33,6 +35,8 @@ export interface BotPipeline extends ForwardTarget {
 export interface CompileDeps {
   readonly metrics: GatewayMetrics
   readonly store: Store
+  /** Runtime blocks (admin API); held by the gateway across reloads, like the store. */
+  readonly blocks: Blocks
 }
 
 export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
@@ -43,7 +47,8 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     createSourcesCheck(policy.sources ?? { allow: ['telegram'] }, isShadow(mode, policy.sources?.mode)),
     createSecretCheck(bot.secretToken),
   ]
-  const updateChecks: UpdateCheck[] = []
+  // Blocks first: an operator's block outranks every policy verdict (see checks/blocked).
+  const updateChecks: UpdateCheck[] = [createBlockedCheck(deps.blocks.forBot(bot.name))]
   const updates = policy.updates ?? { max_body: '256KiB' }
   return {
     config: bot,

@@ -13,6 +13,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
 import type { Hono } from 'hono'
+import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig } from '../config/load.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
@@ -25,6 +26,9 @@ import { MemoryStore } from '../store/memory.js'
 import { VERSION } from '../version.js'
 import { buildWebhookApp } from './app.js'
 import { FileWatcher } from './watch.js'
+
+/** Most marks of the blocks' own memory store: far above what the admin API lets in (10 000 per bot). */
+const BLOCK_STORE_ENTRIES = 1_000_000
 
 /** Node checks header and request timeouts on this interval (its default, 30 s, would blur them). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1000
@@ -81,6 +85,8 @@ export class Gateway {
   readonly metrics = new GatewayMetrics(VERSION)
   /** Shared state; it outlives config generations, so marks survive reloads. */
   readonly store: Store
+  /** Runtime blocks, in the store; like it, they outlive config generations. */
+  readonly blocks: Blocks
   #generation: Generation
   readonly #webhook: Server
   readonly #admin: Server
@@ -94,6 +100,12 @@ export class Gateway {
     this.#options = options
     this.logger = options.logger ?? createLogger(config.log.level)
     this.store = new MemoryStore({ maxEntries: config.store.max_entries })
+    // Blocks are operator state, not traffic. The shared memory store evicts the least recently
+    // written marks when full, so a flood of dedupe marks could evict a block: with the memory
+    // store, blocks get a store of their own. A shared store (redis) holds them for every replica.
+    this.blocks = new Blocks(
+      this.store.kind === 'memory' ? new MemoryStore({ maxEntries: BLOCK_STORE_ENTRIES }) : this.store,
+    )
     this.#generation = new Generation(config, this.#deps(), this.logger, this)
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
     this.#webhook = createAdaptorServer({
@@ -139,7 +151,7 @@ export class Gateway {
   }
 
   #deps(): CompileDeps {
-    return { metrics: this.metrics, store: this.store }
+    return { metrics: this.metrics, store: this.store, blocks: this.blocks }
   }
 
   get config(): GatewayConfig {
