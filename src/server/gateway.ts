@@ -13,6 +13,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
 import type { Hono } from 'hono'
+import { type AdminState, buildAdminState, mountAdminApi } from '../admin/index.js'
 import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig } from '../config/load.js'
@@ -37,12 +38,15 @@ class Generation {
   readonly config: GatewayConfig
   readonly bots: readonly BotPipeline[]
   readonly app: Hono<{ Bindings: HttpBindings }>
+  /** Admin API keys, bots and the JWKS of this config. */
+  readonly admin: AdminState
   #active = 0
   #retired = false
 
   constructor(config: GatewayConfig, deps: CompileDeps, logger: Logger, gateway: Gateway) {
     this.config = config
     this.bots = config.bots.map((bot) => compileBot(bot, deps))
+    this.admin = buildAdminState(config)
     this.app = buildWebhookApp({
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
@@ -123,7 +127,12 @@ export class Gateway {
         socket.destroy()
       }
     })
-    const admin = buildAdminApp({ metrics: this.metrics, readiness: () => this.readiness() })
+    const admin = buildAdminApp({
+      metrics: this.metrics,
+      readiness: () => this.readiness(),
+      extend: (app) =>
+        mountAdminApi(app, { state: () => this.#generation.admin, blocks: this.blocks, logger: this.logger }),
+    })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
