@@ -26,7 +26,7 @@ export interface BotPipeline extends ForwardTarget {
   readonly requestChecks: readonly RequestCheck[]
   /** Check 6: `limit` is the policy's; `readLimit` is larger only in shadow mode. */
   readonly body: { readonly limit: number; readonly readLimit: number }
-  /** Checks 8-12: on the parsed update. */
+  /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12. */
   readonly updateChecks: readonly UpdateCheck[]
   readonly metrics: BotMetrics
 }
