@@ -4,7 +4,8 @@
 // and botgate's ratios to the baseline measured in this same run.
 //
 //   npm run bench -- [--seconds 8] [--rounds 3] [--connections 40,100] [--tool wrk|autocannon]
-import { randomBytes } from 'node:crypto'
+//                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -19,8 +20,11 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '40,100' },
     tool: { type: 'string' },
+    sign: { type: 'string' },
   },
 })
+if (values.sign !== undefined && !['HS256', 'EdDSA', 'ES256'].includes(values.sign))
+  throw new Error('--sign must be HS256, EdDSA or ES256')
 const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const connectionCounts = values.connections.split(',').map(Number)
@@ -35,6 +39,18 @@ const segment = randomBytes(24).toString('base64url')
 const upstream = await startNode(path.join(root, 'bench/upstream.mjs'))
 const baseline = await startNode(path.join(root, 'bench/baseline.mjs'), [String(upstream.port)])
 const configFile = path.join(work, 'gateway.yaml')
+let sign = ''
+if (values.sign === 'HS256') {
+  writeFileSync(path.join(work, 'sign.key'), randomBytes(32).toString('base64url'))
+  sign = '      sign: { alg: HS256, keys: [{ kid: bench-1, key_file: sign.key }] }\n'
+} else if (values.sign !== undefined) {
+  const pair =
+    values.sign === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('ed25519')
+  writeFileSync(path.join(work, 'sign.pem'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }))
+  sign = `      sign: { alg: ${values.sign}, keys: [{ kid: bench-1, private_key_file: sign.pem }] }\n`
+}
 writeFileSync(
   configFile,
   `# The benchmark's botgate: the shipped default policy. Load comes from 127.0.0.1, which stands in
@@ -50,7 +66,7 @@ bots:
     upstream:
       url: http://127.0.0.1:${upstream.port}/webhook
       secret_token: ${randomBytes(24).toString('base64url')}
-    policy: ${path.join(root, 'policies/default.yaml')}
+${sign}    policy: ${path.join(root, 'policies/default.yaml')}
 `,
 )
 const gateway = await startBotgate(
@@ -75,9 +91,17 @@ async function received() {
 }
 
 console.log(
-  `botgate benchmark: ${tool}, ${seconds}s per run, ${rounds} interleaved rounds, body ${Buffer.byteLength(body)} bytes`,
+  `botgate benchmark: ${tool}, ${seconds}s per run, ${rounds} interleaved rounds, body ${Buffer.byteLength(body)} bytes${values.sign ? `, forwards signed with ${values.sign}` : ''}`,
 )
-const report = { tool, seconds, rounds, date: new Date().toISOString(), node: process.version, results: [] }
+const report = {
+  tool,
+  seconds,
+  rounds,
+  sign: values.sign ?? null,
+  date: new Date().toISOString(),
+  node: process.version,
+  results: [],
+}
 for (const target of targets)
   await load({ tool, url: target.url, headers, body, connections: 10, seconds: 2 })
 

@@ -61,6 +61,11 @@ function describeBot(bot: BotConfig): string[] {
     `  path          ${maskPath(bot.path)}`,
     `  secret_token  ${maskSecret(bot.secretToken)}`,
     `  upstream      ${maskUrl(upstream.url)} timeout ${formatDuration(upstream.timeoutMs)}, upstream secret ${upstream.secretToken === undefined ? 'not set' : maskSecret(upstream.secretToken)}`,
+    ...(upstream.sign === undefined
+      ? []
+      : [
+          `  sign          ${upstream.sign.alg} kid ${upstream.sign.kid}, ${upstream.sign.bearer ? 'Authorization: Bearer' : `header ${upstream.sign.header}`}, ttl ${upstream.sign.ttlS}s, aud ${upstream.sign.audience}${upstream.sign.published.length > 0 ? `, ${upstream.sign.published.length} key(s) published` : ''}`,
+        ]),
     `  max_inflight  ${bot.maxInflight}`,
     `  token         ${bot.token === undefined ? 'not set (only set-webhook, webhook-info and delete-webhook need it)' : maskSecret(bot.token)}`,
     `  policy        ${bot.policyOrigin.label}`,
@@ -95,6 +100,9 @@ export function describeConfig(config: GatewayConfig, name: string): string {
     `trusted_proxies ${proxies === 0 ? 'none' : `${proxies} network(s)`}, store ${config.store.type}, log level ${config.log.level}`,
     ...describeTls(config),
     ...describeAlerts(config),
+    config.adminApi === undefined
+      ? 'admin api off'
+      : `admin api on: aud ${config.adminApi.audience}, keys ${[...config.adminApi.keys.values()].map((key) => `${key.kid} (${key.alg})`).join(', ')}`,
     ...config.bots.flatMap(describeBot),
   ]
   if (config.warnings.length > 0)

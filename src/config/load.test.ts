@@ -132,6 +132,47 @@ describe('loadConfig: a valid config', () => {
     expect(config.bots[0]?.token).toBe('123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw')
   })
 
+  it('resolves signed forwards, the JWKS of every bot and the admin API keys', () => {
+    const config = loadConfig('sign-valid.yaml', { env: ENV })
+    const [shop, news] = config.bots
+    expect(shop?.upstream.sign).toMatchObject({
+      alg: 'EdDSA',
+      kid: 'shop-2',
+      header: 'x-botgate-token',
+      bearer: false,
+      ttlS: 30,
+      issuer: 'botgate',
+      audience: 'shop',
+    })
+    expect(shop?.upstream.sign?.key.type).toBe('private')
+    expect(news?.upstream.sign).toMatchObject({ header: 'authorization', bearer: true, ttlS: 60 })
+    expect(news?.upstream.sign?.audience).toBe('news-upstream')
+    // news signs with the key shop still publishes as shop-1: one key, one kid, published once.
+    expect(config.jwks.map((jwk) => [jwk.kid, jwk.kty, jwk.crv, jwk.alg, jwk.use])).toEqual([
+      ['shop-2', 'OKP', 'Ed25519', 'EdDSA', 'sig'],
+      ['shop-1', 'OKP', 'Ed25519', 'EdDSA', 'sig'],
+    ])
+    expect(config.jwks.every((jwk) => jwk.d === undefined)).toBe(true) // never a private member
+    expect(config.adminApi?.audience).toBe('ops')
+    expect(config.adminApi?.maxTokenAgeS).toBe(900)
+    expect(
+      [...(config.adminApi?.keys.values() ?? [])].map((key) => [key.kid, key.alg, key.key.type]),
+    ).toEqual([
+      ['ops-hs', 'HS256', 'secret'],
+      ['ops-es', 'ES256', 'public'],
+    ])
+    // Key files are watched: a rotated key reloads with the config.
+    expect(config.files.map((file) => path.relative(FIXTURES, file)).sort()).toEqual([
+      path.join('..', '..', '..', 'policies', 'default.yaml'),
+      'keys/ed25519-a.pem',
+      'keys/ed25519-a.pub.pem',
+      'keys/ed25519-b.pem',
+      'keys/hs256.key',
+      'keys/p256.pub.pem',
+      'sign-valid.yaml',
+    ])
+  })
+
   it('gives a bot without policy the shipped default policy', () => {
     const config = loadConfig('missing-policy-default.yaml', { env: ENV })
     expect(config.bots[0]?.policy.sources?.allow).toEqual(['telegram'])
@@ -226,6 +267,62 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
     ],
     ['empty.yaml', 'empty.yaml:1:1 the file is empty: it needs at least a bots list'],
     ['nonexistent.yaml', 'nonexistent.yaml:1:1 cannot read the config file: ENOENT'],
+    [
+      'sign-short-key.yaml',
+      'sign-short-key.yaml:12:18 bots[0].upstream.sign.keys[0].key: is too short for HS256: 9 bytes, at least 32 required (RFC 7518 section 3.2)',
+    ],
+    [
+      'sign-bad-pem.yaml',
+      'sign-bad-pem.yaml:12:31 bots[0].upstream.sign.keys[0].private_key_file: is not a PEM private key (PKCS#8, e.g. from openssl genpkey -algorithm ed25519)',
+    ],
+    [
+      'sign-wrong-curve.yaml',
+      'sign-wrong-curve.yaml:12:31 bots[0].upstream.sign.keys[0].private_key_file: is an Ed25519 key; ES256 needs a P-256 (prime256v1) EC key',
+    ],
+    [
+      'sign-first-key-public.yaml',
+      'sign-first-key-public.yaml:12:30 bots[0].upstream.sign.keys[0].public_key_file: the first key signs: give its private_key (public_key is for older keys still published)',
+    ],
+    [
+      'sign-hs256-two-keys.yaml',
+      'sign-hs256-two-keys.yaml:13:13 bots[0].upstream.sign.keys[1]: HS256 keys are never published: list only the signing key (while rotating, the upstream accepts both kids)',
+    ],
+    [
+      'sign-duplicate-kid.yaml',
+      'sign-duplicate-kid.yaml:13:18 bots[0].upstream.sign.keys[1].kid: duplicates keys[0].kid: each key needs its own kid',
+    ],
+    [
+      'sign-kid-clash.yaml',
+      'sign-kid-clash.yaml:14:41 bots[1].upstream.sign.keys[0].kid: kid shared is already published by bots[0] for another key: a kid names one key in the JWKS',
+    ],
+    [
+      'sign-gateway-header.yaml',
+      'sign-gateway-header.yaml:10:17 bots[0].upstream.sign.header: is a header the gateway sets itself: name another one, e.g. x-botgate-token',
+    ],
+    [
+      'sign-auth-credentials.yaml',
+      'sign-auth-credentials.yaml:9:9 bots[0].upstream.sign.header: authorization already carries the credentials of upstream.url (Basic): name another header, e.g. x-botgate-token',
+    ],
+    [
+      'sign-key-for-wrong-alg.yaml',
+      'sign-key-for-wrong-alg.yaml:12:31 bots[0].upstream.sign.keys[0].private_key_file: is for EdDSA and ES256; HS256 uses key (or key_file)',
+    ],
+    [
+      'sign-long-ttl.yaml',
+      'sign-long-ttl.yaml:10:14 bots[0].upstream.sign.ttl: must be between 1s and 1h: forward tokens are meant to be short-lived',
+    ],
+    [
+      'sign-unknown-alg.yaml',
+      'sign-unknown-alg.yaml:9:14 bots[0].upstream.sign.alg: must be HS256, EdDSA or ES256',
+    ],
+    [
+      'admin-api-private-key.yaml',
+      'admin-api-private-key.yaml:7:26 admin.api.keys[0].public_key_file: is a private key: give only the public key here (openssl pkey -pubout)',
+    ],
+    [
+      'admin-api-missing-key.yaml',
+      'admin-api-missing-key.yaml:5:9 admin.api.keys[0].public_key: is required for ES256: public_key (or public_key_file)',
+    ],
   ])('%s', (file, message) => {
     expect(problems(file)).toEqual([message])
   })

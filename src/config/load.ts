@@ -11,6 +11,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { JWK } from 'jose'
 import { SECRET_CHARSET } from '../checks/secret/index.js'
 import {
   checkPolicy,
@@ -22,6 +23,7 @@ import {
 import type { Policy } from '../policy/schema.js'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
 import { ConfigError, type ConfigIssue } from './errors.js'
+import { type AdminApiConfig, collectJwks, resolveAdminApi, resolveSign, type SignConfig } from './keys.js'
 import { configSchema, type RawAlerts, type RawBot, type RawConfig, type RawTls } from './schema.js'
 import { displayName, type Segment, YamlSource } from './source.js'
 import { parseDuration } from './units.js'
@@ -36,6 +38,8 @@ export interface UpstreamConfig {
   readonly url: URL
   readonly timeoutMs: number
   readonly secretToken: string | undefined
+  /** `upstream.sign`: a JWT on every forward. */
+  readonly sign: SignConfig | undefined
 }
 
 export interface BotConfig {
@@ -90,6 +94,10 @@ export interface GatewayConfig {
   readonly files: readonly string[]
   readonly listen: HostPort
   readonly adminListen: HostPort
+  /** `admin.api`: the JWT-authenticated admin API; undefined: its routes do not exist. */
+  readonly adminApi: AdminApiConfig | undefined
+  /** The public keys of every bot's `upstream.sign`, served at the admin listener's /.well-known/jwks.json. */
+  readonly jwks: readonly JWK[]
   readonly trustedProxies: CidrSet
   readonly timeouts: { readonly headerMs: number; readonly bodyMs: number; readonly keepAliveMs: number }
   readonly shutdownGraceMs: number
@@ -262,7 +270,14 @@ class Resolver {
       undefined,
     )
     if (secretToken !== undefined) this.secretRules(secretToken, secretAt, 1)
-    return url === undefined ? undefined : { url, timeoutMs, secretToken }
+    const sign =
+      bot.upstream.sign === undefined
+        ? undefined
+        : resolveSign(this, bot.upstream.sign, [...at, 'upstream', 'sign'], {
+            name: bot.name,
+            urlHasCredentials: url !== undefined && url.username !== '',
+          })
+    return url === undefined ? undefined : { url, timeoutMs, secretToken, sign }
   }
 
   bot(bot: RawBot, index: number): BotConfig | undefined {
@@ -501,9 +516,15 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
       'must differ from listen: the admin endpoints never share the webhook listener',
     )
   }
+  const adminApi =
+    raw.admin.api === undefined ? undefined : resolveAdminApi(resolver, raw.admin.api, ['admin', 'api'])
   const bots = raw.bots.map((bot, index) => resolver.bot(bot, index))
   const tls = resolver.tls(raw.tls)
   const alerts = resolver.alerts(raw.alerts)
+  const jwks = collectJwks(
+    resolver,
+    bots.map((bot) => bot?.upstream.sign),
+  )
   if (source.issues.length > 0 || resolver.policySources.some((s) => s.issues.length > 0))
     fail(resolver.policySources)
 
@@ -514,6 +535,8 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
     files: [...resolver.files],
     listen: listen as HostPort,
     adminListen: adminListen as HostPort,
+    adminApi,
+    jwks,
     trustedProxies,
     timeouts: {
       headerMs: parseDuration(raw.timeouts.header),

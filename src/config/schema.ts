@@ -50,6 +50,114 @@ function secretPair<K extends string>(key: K, description: string) {
   } as Record<K | `${K}_file`, TOptional<TString>>
 }
 
+/** JWS algorithms botgate signs and verifies with (RFC 7518 section 3.1; RFC 8037 for EdDSA). */
+const jwsAlg = (description: string) =>
+  Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA'), Type.Literal('ES256')], {
+    description,
+    errorMessage: 'must be HS256, EdDSA or ES256',
+  })
+
+/** A JWS `kid` (RFC 7515 section 4.1.4): kept to URL- and header-safe characters. */
+const kid = Type.String({
+  pattern: '^[A-Za-z0-9._-]{1,64}$',
+  description: 'Key id, sent as the token header kid and published in the JWKS: 1-64 of A-Z a-z 0-9 . _ -.',
+  errorMessage: 'must be 1-64 characters of A-Z, a-z, 0-9, ., _ and -',
+})
+
+const signKeySchema = Type.Object(
+  {
+    kid,
+    ...secretPair('key', 'HS256: the shared key, at least 32 bytes (its UTF-8 bytes are the HMAC key).'),
+    ...secretPair(
+      'private_key',
+      'EdDSA / ES256: a PKCS#8 PEM private key (Ed25519 / P-256), e.g. from openssl genpkey.',
+    ),
+    ...secretPair(
+      'public_key',
+      'EdDSA / ES256: an SPKI PEM public key, for an older key that is still published but no longer signs.',
+    ),
+  },
+  { additionalProperties: false },
+)
+
+const signSchema = Type.Object(
+  {
+    alg: jwsAlg(
+      'HS256: a key shared with the upstream. EdDSA (Ed25519) or ES256 (P-256): a private key here, the public keys served at the admin listener /.well-known/jwks.json.',
+    ),
+    keys: Type.Array(signKeySchema, {
+      minItems: 1,
+      maxItems: 8,
+      description:
+        'The first key signs; the others are still published for verification (key rotation). HS256: one key.',
+      errorMessage: { minItems: 'must list the signing key', maxItems: 'must list at most 8 keys' },
+    }),
+    header: Type.String({
+      pattern: '^[A-Za-z0-9-]{1,64}$',
+      default: 'authorization',
+      description:
+        'The request header carrying the token: authorization sends "Bearer <token>", any other header the bare token. Default: authorization.',
+      errorMessage: 'must be an HTTP header name (letters, digits and -)',
+    }),
+    ttl: duration('60s', 'Token lifetime: exp is iat plus this (at most 1h).'),
+    issuer: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      default: 'botgate',
+      description: 'The iss claim. Default: botgate.',
+    }),
+    audience: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: "The aud claim. Default: the bot's name." }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Optional: sign every forward with a short-lived JWT (claims iss, aud, iat, exp, jti, update_id, body_sha256).',
+  },
+)
+
+const adminKeySchema = Type.Object(
+  {
+    kid,
+    alg: jwsAlg('The algorithm tokens signed with this key use.'),
+    ...secretPair('key', 'HS256: the shared key, at least 32 bytes.'),
+    ...secretPair('public_key', 'EdDSA / ES256: the SPKI PEM public key of the token issuer.'),
+  },
+  { additionalProperties: false },
+)
+
+const adminApiSchema = Type.Object(
+  {
+    keys: Type.Array(adminKeySchema, {
+      minItems: 1,
+      description: 'Keys that admin tokens may be signed with; a token names its key with kid.',
+      errorMessage: { minItems: 'must list at least one key' },
+    }),
+    audience: Type.String({
+      minLength: 1,
+      maxLength: 256,
+      default: 'botgate-admin',
+      description: 'The aud claim admin tokens must carry. Default: botgate-admin.',
+    }),
+    issuer: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: 'Optional: the iss claim tokens must carry.',
+      }),
+    ),
+    max_token_age: duration(
+      '15m',
+      'Tokens issued (iat) longer ago than this are refused, whatever their exp.',
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Optional: the admin API (blocks), authenticated with JWTs. Absent: its routes answer 404.',
+  },
+)
+
 const upstreamSchema = Type.Object(
   {
     url: httpUrl(
@@ -63,6 +171,7 @@ const upstreamSchema = Type.Object(
       'secret_token',
       'Optional: sent to the upstream as X-Telegram-Bot-Api-Secret-Token so the bot can verify the gateway.',
     ),
+    sign: Type.Optional(signSchema),
   },
   { additionalProperties: false, description: 'Where clean updates go.' },
 )
@@ -207,8 +316,9 @@ export const configSchema = Type.Object(
       {
         listen: hostPort(
           '127.0.0.1:9090',
-          'The admin listener: /healthz, /readyz and /metrics, never on the webhook port.',
+          'The admin listener: /healthz, /readyz, /metrics, /.well-known/jwks.json and the admin API, never on the webhook port.',
         ),
+        api: Type.Optional(adminApiSchema),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -257,3 +367,5 @@ export type RawConfig = Static<typeof configSchema>
 export type RawBot = Static<typeof botSchema>
 export type RawAlerts = Static<typeof alertsSchema>
 export type RawTls = Static<typeof tlsSchema>
+export type RawSign = Static<typeof signSchema>
+export type RawAdminApi = Static<typeof adminApiSchema>

@@ -10,6 +10,7 @@ const target = (filter?: ForwardTarget['replyFilter'], shadow = false): ForwardT
   metrics: new GatewayMetrics('test').bot('t'),
   replyFilter: filter,
   replyShadow: shadow,
+  sign: undefined,
 })
 const exchange = () => new Exchange({} as never, 'id', 0)
 const answer = (status: number, body = '', contentType?: string, retryAfter?: string): UpstreamResult => ({

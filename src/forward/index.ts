@@ -8,6 +8,8 @@ import type { ReplyFilter } from '../checks/replies/index.js'
 import type { BotMetrics } from '../observe/metrics.js'
 import { type Answer, failure, JSON_TYPE } from '../pipeline/answer.js'
 import type { Exchange } from '../pipeline/exchange.js'
+import type { Update } from '../telegram/update.js'
+import type { Signer } from './sign.js'
 import type { Upstream, UpstreamResult } from './upstream.js'
 
 /** What forwarding needs of a compiled bot. */
@@ -18,6 +20,8 @@ export interface ForwardTarget {
   readonly replyFilter: ReplyFilter | undefined
   /** `replies` in shadow mode: a refused reply is logged and passed on anyway. */
   readonly replyShadow: boolean
+  /** `upstream.sign`: the JWT header for one forward; undefined when forwards are not signed. */
+  readonly sign: Signer | undefined
 }
 
 /** Seconds Telegram is asked to wait when this bot is at `max_inflight`. */
@@ -87,12 +91,18 @@ export async function forward(
   if (target.metrics.inflight.value > target.maxInflight) {
     return failure(503, 'overloaded', 'failed', { retryAfter: OVERLOADED_RETRY_AFTER })
   }
-  const started = performance.now()
-  const result = await target.upstream.send(exchange.body as Buffer, {
+  const body = exchange.body as Buffer
+  const headers = {
     forwardedFor: exchange.client?.text ?? '',
     forwardedProto,
     requestId: exchange.requestId,
-  })
+  }
+  const signed =
+    target.sign === undefined
+      ? headers
+      : { ...headers, extra: target.sign(body, (exchange.update as Update).id, exchange.requestId) }
+  const started = performance.now()
+  const result = await target.upstream.send(body, signed)
   const ms = performance.now() - started
   exchange.upstreamMs = ms
   target.metrics.upstream.observe(ms / 1000)

@@ -1,7 +1,8 @@
 /**
  * @module
  * The admin listener's app, on its own port and never on the webhook listener:
- * `/healthz` (the process is alive), `/readyz` (it should receive traffic), `/metrics` (Prometheus).
+ * `/healthz` (the process is alive), `/readyz` (it should receive traffic), `/metrics` (Prometheus),
+ * and the routes `extend` adds (the JWKS and the admin API, src/admin).
  */
 
 import { Hono } from 'hono'
@@ -16,6 +17,8 @@ export interface Readiness {
 export interface AdminDeps {
   readonly metrics: GatewayMetrics
   readonly readiness: () => Readiness
+  /** Adds routes to the app (src/admin: the JWKS and the admin API). */
+  readonly extend?: (app: Hono) => void
 }
 
 export function buildAdminApp(deps: AdminDeps): Hono {
@@ -28,6 +31,7 @@ export function buildAdminApp(deps: AdminDeps): Hono {
   app.get('/metrics', (c) =>
     c.body(deps.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
   )
+  deps.extend?.(app)
   app.notFound((c) => c.json({ ok: false, error: 'unknown_route' }, 404))
   return app
 }

@@ -4,6 +4,8 @@
  * order of SPEC section 3, so the request path only runs precomputed functions.
  */
 
+import type { Blocks } from '../blocks/index.js'
+import { createBlockedCheck } from '../checks/blocked/index.js'
 import { createCommandsCheck } from '../checks/commands/index.js'
 import { createDedupeCheck } from '../checks/dedupe/index.js'
 import { isShadow } from '../checks/mode.js'
@@ -18,6 +20,7 @@ import {
 } from '../checks/updates/index.js'
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
+import { createSigner } from '../forward/sign.js'
 import { Upstream } from '../forward/upstream.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
@@ -30,7 +33,7 @@ export interface BotPipeline extends ForwardTarget {
   readonly requestChecks: readonly RequestCheck[]
   /** Check 6: `limit` is the policy's; `readLimit` is larger only in shadow mode. */
   readonly body: { readonly limit: number; readonly readLimit: number }
-  /** Checks 8-12: on the parsed update. */
+  /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12. */
   readonly updateChecks: readonly UpdateCheck[]
   readonly metrics: BotMetrics
 }
@@ -39,6 +42,8 @@ export interface BotPipeline extends ForwardTarget {
 export interface CompileDeps {
   readonly metrics: GatewayMetrics
   readonly store: Store
+  /** Runtime blocks (admin API); held by the gateway across reloads, like the store. */
+  readonly blocks: Blocks
 }
 
 function present<T>(checks: readonly (T | undefined)[]): T[] {
@@ -58,6 +63,8 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
   const dedupe = policy.dedupe ?? { ttl: '24h' }
   // SPEC section 3's order. A check with nothing to do under this policy is left out entirely.
   const updateChecks = present([
+    // Blocks first: an operator's block outranks every policy verdict (see checks/blocked).
+    createBlockedCheck(deps.blocks.forBot(bot.name)),
     /* 8 */ createSchemaCheck(updates, updatesShadow),
     /* 9 */ createUpdateTypeCheck(updates, updatesShadow),
     /* 10 */ createDedupeCheck(dedupe, isShadow(mode, dedupe === false ? undefined : dedupe.mode), {
@@ -83,5 +90,6 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     metrics: metrics.bot(bot.name),
     replyFilter: createReplyFilter(policy.replies),
     replyShadow: isShadow(mode, policy.replies?.mode),
+    sign: bot.upstream.sign === undefined ? undefined : createSigner(bot.upstream.sign),
   }
 }

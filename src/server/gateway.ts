@@ -14,6 +14,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
 import type { Hono } from 'hono'
+import { type AdminState, buildAdminState, mountAdminApi } from '../admin/index.js'
+import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
@@ -28,6 +30,9 @@ import { VERSION } from '../version.js'
 import { buildWebhookApp } from './app.js'
 import { FileWatcher } from './watch.js'
 
+/** Most marks of the blocks' own memory store: far above what the admin API lets in (10 000 per bot). */
+const BLOCK_STORE_ENTRIES = 1_000_000
+
 /** Node checks header and request timeouts on this interval (its default, 30 s, would blur them). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1000
 
@@ -35,12 +40,15 @@ class Generation {
   readonly config: GatewayConfig
   readonly bots: readonly BotPipeline[]
   readonly app: Hono<{ Bindings: HttpBindings }>
+  /** Admin API keys, bots and the JWKS of this config. */
+  readonly admin: AdminState
   #active = 0
   #retired = false
 
   constructor(config: GatewayConfig, deps: CompileDeps, logger: Logger, gateway: Gateway) {
     this.config = config
     this.bots = config.bots.map((bot) => compileBot(bot, deps))
+    this.admin = buildAdminState(config)
     this.app = buildWebhookApp({
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
@@ -88,6 +96,8 @@ export class Gateway {
    * answer and `alerts.storeUp()` when it can again; see docs/alerts.md.
    */
   readonly alerts: Alerts
+  /** Runtime blocks, in the store; like it, they outlive config generations. */
+  readonly blocks: Blocks
   #generation: Generation
   /** Plain HTTP, or HTTPS when the config has `tls` (fixed at start; certificates reload). */
   readonly #webhook: Server | HttpsServer
@@ -104,6 +114,12 @@ export class Gateway {
     this.#options = options
     this.logger = options.logger ?? createLogger(config.log.level)
     this.store = new MemoryStore({ maxEntries: config.store.max_entries })
+    // Blocks are operator state, not traffic. The shared memory store evicts the least recently
+    // written marks when full, so a flood of dedupe marks could evict a block: with the memory
+    // store, blocks get a store of their own. A shared store (redis) holds them for every replica.
+    this.blocks = new Blocks(
+      this.store.kind === 'memory' ? new MemoryStore({ maxEntries: BLOCK_STORE_ENTRIES }) : this.store,
+    )
     this.#generation = new Generation(config, this.#deps(), this.logger, this)
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
     this.alerts = new Alerts({
@@ -142,7 +158,12 @@ export class Gateway {
         socket.destroy()
       }
     })
-    const admin = buildAdminApp({ metrics: this.metrics, readiness: () => this.readiness() })
+    const admin = buildAdminApp({
+      metrics: this.metrics,
+      readiness: () => this.readiness(),
+      extend: (app) =>
+        mountAdminApi(app, { state: () => this.#generation.admin, blocks: this.blocks, logger: this.logger }),
+    })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
@@ -171,7 +192,7 @@ export class Gateway {
   }
 
   #deps(): CompileDeps {
-    return { metrics: this.metrics, store: this.store }
+    return { metrics: this.metrics, store: this.store, blocks: this.blocks }
   }
 
   get config(): GatewayConfig {

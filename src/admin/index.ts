@@ -1,0 +1,62 @@
+/**
+ * @module
+ * What the admin listener serves besides health and metrics (src/observe/admin.ts):
+ *
+ * - `GET /.well-known/jwks.json`: the public keys of signed forwards (RFC 7517 section 5), for
+ *   upstreams that verify EdDSA / ES256 tokens; public, like any JWKS.
+ * - `/api/v1/...`: the admin API (blocks, src/admin/blocks.ts), authenticated with JWTs
+ *   (src/admin/auth.ts). Without `admin.api` in the config it does not exist: every route under
+ *   /api answers 404 `unknown_route`, exactly like a path that was never there, so an unconfigured
+ *   gateway offers nothing to probe.
+ *
+ * Its own folder because it is a unit of its own: authentication, request validation, audit logs
+ * and a set of routes that will grow, apart from the webhook's request path. The admin app is
+ * built once and outlives reloads; what depends on the config (keys, bots, the JWKS) is an
+ * {@link AdminState} built with each config and read per call.
+ */
+
+import type { Hono } from 'hono'
+import type { Blocks } from '../blocks/index.js'
+import type { GatewayConfig } from '../config/load.js'
+import type { Logger } from '../observe/logger.js'
+import { type Authenticator, createAuthenticator } from './auth.js'
+import { mountBlockRoutes } from './blocks.js'
+
+/** The config-dependent part of the admin listener; rebuilt with each config generation. */
+export interface AdminState {
+  /** Undefined: `admin.api` is not configured and the API does not exist. */
+  readonly auth: Authenticator | undefined
+  /** The JWKS document, serialised once. */
+  readonly jwks: string
+  readonly bots: ReadonlySet<string>
+}
+
+export function buildAdminState(config: GatewayConfig): AdminState {
+  return {
+    auth: config.adminApi === undefined ? undefined : createAuthenticator(config.adminApi),
+    jwks: JSON.stringify({ keys: config.jwks }),
+    bots: new Set(config.bots.map((bot) => bot.name)),
+  }
+}
+
+export interface AdminApiDeps {
+  readonly state: () => AdminState
+  readonly blocks: Blocks
+  readonly logger: Logger
+}
+
+/** RFC 7517 section 8.5. Verifiers cache it; a new key should be published this long before it signs. */
+const JWKS_HEADERS = {
+  'content-type': 'application/jwk-set+json',
+  'cache-control': 'public, max-age=300',
+}
+
+export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
+  app.get('/.well-known/jwks.json', (c) => c.body(deps.state().jwks, 200, JWKS_HEADERS))
+  app.use('/api/*', async (c, next) => {
+    if (deps.state().auth === undefined) return c.json({ ok: false, error: 'unknown_route' }, 404)
+    c.header('cache-control', 'no-store')
+    return next()
+  })
+  mountBlockRoutes(app, deps)
+}
