@@ -59,6 +59,11 @@ export class RunningProcess {
     }
   }
 
+  /** Resolves with the exit code once the process exits on its own. */
+  exited(): Promise<number | null> {
+    return this.#exit
+  }
+
   /** Sends SIGTERM and resolves with the exit code. */
   async stop(): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM')
