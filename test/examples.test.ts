@@ -32,6 +32,8 @@ interface Example {
   /** Prepares the example (a build) and returns the command that runs it. */
   readonly command: () => [string, string[]]
   readonly env?: (api: FakeBotApi) => NodeJS.ProcessEnv
+  /** Takes BOTGATE_UPSTREAM_SECRET as a list "new,old" (for rotations, docs/secrets-rotation.md). */
+  readonly secretList: boolean
 }
 
 const EXAMPLES: readonly Example[] = [
@@ -39,6 +41,7 @@ const EXAMPLES: readonly Example[] = [
     name: 'python-echo',
     available: true,
     command: () => ['python3', [path.join(ROOT, 'examples/python-echo/bot.py')]],
+    secretList: true,
   },
   {
     name: 'node-grammy',
@@ -47,6 +50,7 @@ const EXAMPLES: readonly Example[] = [
     // grammY never needs Telegram here (botInfo is given, replies are webhook replies); any call
     // it made would reach this local Bot API and fail the test.
     env: (api) => ({ BOT_TOKEN, BOT_USERNAME: 'shop_bot', BOT_API_ROOT: api.url }),
+    secretList: false, // grammY's secretToken is one string
   },
   {
     name: 'go-echo',
@@ -60,6 +64,7 @@ const EXAMPLES: readonly Example[] = [
       })
       return [binary, []]
     },
+    secretList: true,
   },
 ]
 
@@ -70,6 +75,7 @@ for (const example of EXAMPLES)
     const TELEGRAM_SECRET = secret()
     const UPSTREAM_SECRET = secret()
     const SIGN_KEY = secret()
+    const PREVIOUS_SECRET = secret()
     let api: FakeBotApi
     let bot: RunningProcess
     let gateway: RunningGateway
@@ -84,7 +90,9 @@ for (const example of EXAMPLES)
         env: {
           HOST: '127.0.0.1',
           PORT: String(port),
-          BOTGATE_UPSTREAM_SECRET: UPSTREAM_SECRET,
+          BOTGATE_UPSTREAM_SECRET: example.secretList
+            ? `${UPSTREAM_SECRET},${PREVIOUS_SECRET}`
+            : UPSTREAM_SECRET,
           BOTGATE_HS256_KEY: SIGN_KEY,
           BOTGATE_AUDIENCE: 'shop',
           ...example.env?.(api),
@@ -245,6 +253,14 @@ bots:
         const reply = await direct(body, UPSTREAM_SECRET, await token(body))
         expect(reply.status).toBe(200)
       })
+
+      it.skipIf(!example.secretList)(
+        'accepts the previous upstream secret too, during a rotation',
+        async () => {
+          const body = JSON.stringify(messageUpdate())
+          expect((await direct(body, PREVIOUS_SECRET, await token(body))).status).toBe(200)
+        },
+      )
 
       it.each([
         ['no upstream secret', async (body: string) => direct(body, undefined, await token(body))],

@@ -58,10 +58,12 @@ const (
 )
 
 var (
-	upstreamSecret = []byte(setting("BOTGATE_UPSTREAM_SECRET", "")) // botgate's upstream.secret_token
-	hs256Key       = []byte(setting("BOTGATE_HS256_KEY", ""))       // botgate's upstream.sign key (HS256)
-	audience       = setting("BOTGATE_AUDIENCE", "")                // the bot's name in botgate's config
-	issuer         = setting("BOTGATE_ISSUER", "botgate")
+	// botgate's upstream.secret_token. During a rotation, "new,old": either is accepted (a
+	// secret token has no commas: Telegram's charset is A-Z a-z 0-9 _ -).
+	upstreamSecrets = splitSecrets(setting("BOTGATE_UPSTREAM_SECRET", ""))
+	hs256Key        = []byte(setting("BOTGATE_HS256_KEY", "")) // botgate's upstream.sign key (HS256)
+	audience        = setting("BOTGATE_AUDIENCE", "")          // the bot's name in botgate's config
+	issuer          = setting("BOTGATE_ISSUER", "botgate")
 )
 
 // Update holds the parts of a Telegram update this bot uses.
@@ -89,13 +91,28 @@ type Claims struct {
 	BodySHA256 string          `json:"body_sha256"`
 }
 
+func splitSecrets(list string) [][]byte {
+	var secrets [][]byte
+	for _, secret := range strings.Split(list, ",") {
+		if secret != "" {
+			secrets = append(secrets, []byte(secret))
+		}
+	}
+	return secrets
+}
+
 func checkSecret(r *http.Request) error {
 	values := r.Header.Values("X-Telegram-Bot-Api-Secret-Token")
-	// ConstantTimeCompare takes as long for a near miss as for a wild guess: no timing side channel.
-	if len(values) != 1 || subtle.ConstantTimeCompare([]byte(values[0]), upstreamSecret) != 1 {
-		return errors.New("bad secret token")
+	if len(values) == 1 {
+		for _, secret := range upstreamSecrets {
+			// ConstantTimeCompare takes as long for a near miss as for a wild guess: no timing
+			// side channel.
+			if subtle.ConstantTimeCompare([]byte(values[0]), secret) == 1 {
+				return nil
+			}
+		}
 	}
-	return nil
+	return errors.New("bad secret token")
 }
 
 var (
@@ -221,7 +238,7 @@ func webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	update := &Update{}
 	err = func() error {
-		if len(upstreamSecret) > 0 {
+		if len(upstreamSecrets) > 0 {
 			if err := checkSecret(r); err != nil {
 				return err
 			}
@@ -256,7 +273,7 @@ func webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func main() {
-	if len(upstreamSecret) == 0 && len(hs256Key) == 0 {
+	if len(upstreamSecrets) == 0 && len(hs256Key) == 0 {
 		log.Fatal("set BOTGATE_UPSTREAM_SECRET and/or BOTGATE_HS256_KEY: without either, anyone could post updates")
 	}
 	if len(hs256Key) > 0 && audience == "" {

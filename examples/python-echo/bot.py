@@ -41,14 +41,16 @@ def setting(name, default=None):
 HOST = setting("HOST", "127.0.0.1")  # behind botgate in the same pod or host: loopback only
 PORT = int(setting("PORT", "8081"))
 WEBHOOK_PATH = setting("WEBHOOK_PATH", "/webhook")
-UPSTREAM_SECRET = setting("BOTGATE_UPSTREAM_SECRET")  # botgate's upstream.secret_token
+# botgate's upstream.secret_token. During a rotation, "new,old": either is accepted (a secret
+# token has no commas: Telegram's charset is A-Z a-z 0-9 _ -).
+UPSTREAM_SECRETS = [s.encode() for s in (setting("BOTGATE_UPSTREAM_SECRET") or "").split(",") if s]
 HS256_KEY = setting("BOTGATE_HS256_KEY")  # botgate's upstream.sign key (alg HS256)
 AUDIENCE = setting("BOTGATE_AUDIENCE")  # the aud botgate signs: the bot's name in its config
 ISSUER = setting("BOTGATE_ISSUER", "botgate")
 LEEWAY = 5  # seconds of clock difference tolerated between botgate and this host
 MAX_BODY = 1 << 20  # updates are a few KiB; botgate's own limit is lower still
 
-if not UPSTREAM_SECRET and not HS256_KEY:
+if not UPSTREAM_SECRETS and not HS256_KEY:
     sys.exit("set BOTGATE_UPSTREAM_SECRET and/or BOTGATE_HS256_KEY: without either, anyone could post updates")
 if HS256_KEY and not AUDIENCE:
     sys.exit("set BOTGATE_AUDIENCE to the bot's name in botgate's config (the aud of its tokens)")
@@ -61,7 +63,7 @@ class Refused(Exception):
 def check_secret(headers):
     values = headers.get_all("X-Telegram-Bot-Api-Secret-Token") or []
     # compare_digest takes as long for a near miss as for a wild guess: no timing side channel.
-    if len(values) != 1 or not hmac.compare_digest(values[0].encode(), UPSTREAM_SECRET.encode()):
+    if len(values) != 1 or not any(hmac.compare_digest(values[0].encode(), s) for s in UPSTREAM_SECRETS):
         raise Refused("bad secret token")
 
 
@@ -154,7 +156,7 @@ class Webhook(BaseHTTPRequestHandler):
             return self.send(413, b'{"ok":false}')
         body = self.rfile.read(length)
         try:
-            if UPSTREAM_SECRET:
+            if UPSTREAM_SECRETS:
                 check_secret(self.headers)
             claims = check_token(self.headers, body) if HS256_KEY else None
             update = json.loads(body)
