@@ -62,8 +62,8 @@ function levenshtein(a: string, b: string): number {
   return row[b.length] as number
 }
 
-/** `did you mean "upstream"?` for a key one or two edits away from a known one. */
-function suggestion(key: string, known: readonly string[]): string {
+/** `did you mean "upstream"?` for a key (or name) one or two edits away from a known one, else the known list. */
+export function suggestion(key: string, known: readonly string[]): string {
   let best: string | undefined
   let bestDistance = 3
   for (const candidate of known) {

@@ -6,6 +6,7 @@
 
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { checkLimits } from '../checks/limits/index.js'
 import { parseSources } from '../checks/sources/index.js'
 import { type Segment, YamlSource } from '../config/source.js'
 import { validate } from '../config/validate.js'
@@ -29,6 +30,8 @@ export function checkPolicy(policy: Policy, source: YamlSource, base: readonly S
       source.issue([...base, 'sources', 'allow', index], message)
     }
   }
+  if (policy.limits)
+    checkLimits(policy.limits, (at, message) => source.issue([...base, 'limits', ...at], message))
 }
 
 /** Reads, substitutes, validates and checks a policy file; problems are recorded on the returned source. */

@@ -5,6 +5,7 @@
  */
 
 import { type Static, Type } from '@sinclair/typebox'
+import { limitsSchema } from '../checks/limits/index.js'
 import { SectionMode } from '../checks/mode.js'
 import { repliesSchema } from '../checks/replies/index.js'
 import { sourcesSchema } from '../checks/sources/index.js'
@@ -16,6 +17,7 @@ export const policySchema = Type.Object(
     sources: Type.Optional(sourcesSchema),
     updates: Type.Optional(updatesSchema),
     replies: Type.Optional(repliesSchema),
+    limits: Type.Optional(limitsSchema),
   },
   {
     additionalProperties: false,

@@ -21,7 +21,7 @@ import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
 import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compile.js'
 import { ClientIpResolver } from '../request/client-ip.js'
 import type { Store } from '../store/index.js'
-import { MemoryStore } from '../store/memory.js'
+import { type OpenedStore, openStore } from '../store/open.js'
 import { VERSION } from '../version.js'
 import { buildWebhookApp } from './app.js'
 import { FileWatcher } from './watch.js'
@@ -81,6 +81,7 @@ export class Gateway {
   readonly metrics = new GatewayMetrics(VERSION)
   /** Shared state; it outlives config generations, so marks survive reloads. */
   readonly store: Store
+  readonly #opened: OpenedStore
   #generation: Generation
   readonly #webhook: Server
   readonly #admin: Server
@@ -93,7 +94,8 @@ export class Gateway {
   private constructor(options: GatewayOptions, config: GatewayConfig) {
     this.#options = options
     this.logger = options.logger ?? createLogger(config.log.level)
-    this.store = new MemoryStore({ maxEntries: config.store.max_entries })
+    this.#opened = openStore(config.store, { metrics: this.metrics, logger: this.logger })
+    this.store = this.#opened.store
     this.#generation = new Generation(config, this.#deps(), this.logger, this)
     this.metrics.lastReload.labels().set(Math.round(Date.now() / 1000))
     this.#webhook = createAdaptorServer({
@@ -120,6 +122,8 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = loadConfig(options.configFile, options)
     const gateway = new Gateway(options, config)
+    // Wait for Redis (at most store.connect_timeout) so the first updates find the shared state.
+    await gateway.#opened.start()
     await Promise.all([
       listen(gateway.#webhook, config.listen.host, config.listen.port),
       listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
@@ -166,7 +170,11 @@ export class Gateway {
 
   readiness(): Readiness {
     const listener = this.#draining ? 'draining' : 'serving'
-    return { ready: !this.#draining, checks: { config: 'loaded', listener } }
+    const store = this.#opened.health()
+    return {
+      ready: !this.#draining && store.ready,
+      checks: { config: 'loaded', listener, store: store.detail },
+    }
   }
 
   #applyTimeouts(config: GatewayConfig): void {
@@ -202,6 +210,10 @@ export class Gateway {
       return false
     }
     const config = next.config
+    // The store is built once per process (it holds the marks and limits); comparing serialised
+    // configs only, nothing of them is logged.
+    if (JSON.stringify(previous.config.store) !== JSON.stringify(config.store))
+      this.logger.warn({ key: 'store' }, 'store settings change only on restart; the running store stays')
     for (const key of ['listen', 'adminListen'] as const) {
       const before = previous.config[key]
       if (before.host !== config[key].host || before.port !== config[key].port) {
