@@ -53,8 +53,3 @@ export function conforms(next: number, now: number, spec: LimitSpec): boolean {
 export function waitUs(next: number, now: number, spec: LimitSpec): number {
   return next - spec.toleranceUs - now
 }
-
-/** How long a limit's reply-once mark lives: one interval (1/rate), in whole milliseconds as Redis PX takes it. */
-export function replyTtlMs(spec: LimitSpec): number {
-  return Math.ceil(spec.intervalUs / 1000)
-}

@@ -17,6 +17,9 @@
  * 5 and the only mode since 7 (Redis docs, "Scripts replication"); `redis.replicate_commands()`
  * turns that mode on for Redis 3.2 and 4 and is a no-op after.
  *
+ * A reply-once mark holds the time (us) until which the limit's reply is not sent again: like
+ * the TAT it is compared with the script's clock, so replies follow the same timeline as limits.
+ *
  * KEYS[1..n]: the limits' keys; KEYS[n+1..]: reply-once marks.
  * ARGV[1]: now in microseconds, or '' for the server's clock (only tests pass a time).
  * ARGV[2]: n. Then four per limit: interval (T, us), tolerance (T x B, us), '1' for shadow else
@@ -66,8 +69,12 @@ if blocked then
     local a = 3 + d * 4
     local mark = tonumber(ARGV[a + 3])
     if ARGV[a + 2] == '0' and mark > 0 then
-      local ttl = math.ceil(tonumber(ARGV[a]) / 1000)
-      if redis.call('SET', KEYS[mark], '1', 'NX', 'PX', ttl) then reply = d end
+      local interval = tonumber(ARGV[a])
+      local until_ = tonumber(redis.call('GET', KEYS[mark]) or '0') or 0
+      if until_ <= now then
+        redis.call('SET', KEYS[mark], string.format('%.0f', now + interval), 'PX', math.ceil(interval / 1000))
+        reply = d
+      end
       break
     end
   end

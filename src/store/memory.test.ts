@@ -71,7 +71,12 @@ describe('MemoryStore.limit (GCRA with an injected clock)', () => {
     const { store, advance } = clocked()
     const limits = [key(tenPerSecond, 'a')]
     for (let i = 0; i < 3; i++) expect(store.limit('bot', limits)).toBe(ALLOWED)
-    expect(store.limit('bot', limits)).toEqual({ allowed: false, denied: [0], retryAfterUs: 100_000, reply: -1 })
+    expect(store.limit('bot', limits)).toEqual({
+      allowed: false,
+      denied: [0],
+      retryAfterUs: 100_000,
+      reply: -1,
+    })
     advance(99.999)
     expect(store.limit('bot', limits).retryAfterUs).toBe(1)
     advance(0.001)
@@ -142,7 +147,10 @@ describe('MemoryStore.limit (GCRA with an injected clock)', () => {
       retryAfterUs: 0,
       reply: -1,
     })
-    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toMatchObject({ allowed: true, denied: [0] })
+    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toMatchObject({
+      allowed: true,
+      denied: [0],
+    })
     // the enforcing limit consumed three times: its burst is spent
     expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toMatchObject({
       allowed: false,

@@ -18,7 +18,7 @@
  * its TAT, which is also exactly when it expires (from then on the key behaves as fresh).
  */
 
-import { conforms, nextTat, replyTtlMs, waitUs } from './gcra.js'
+import { conforms, nextTat, waitUs } from './gcra.js'
 import type { Clock, Entry, LimitKey, LimitOutcome, Store } from './index.js'
 import { ALLOWED, systemClock } from './index.js'
 
@@ -225,7 +225,7 @@ export class MemoryStore implements Store {
       if (limit.spec.shadow || limit.replyKey === undefined) continue
       const key = `${group}:${limit.replyKey}`
       if (this.#limits.live(key, now) !== undefined) return -1
-      this.#limits.write(key, { value: '1', expiresAt: now + replyTtlMs(limit.spec) * 1000 }, now)
+      this.#limits.write(key, { value: '', expiresAt: now + limit.spec.intervalUs }, now)
       return index
     }
     return -1
