@@ -12,8 +12,8 @@
  *
  * No outcome of a store failure is ever a rate limit. A circuit breaker keeps a failing Redis off
  * the request path: after the first failure (an error, a timeout or a lost connection) operations
- * go straight to `on_error` while one PING every {@link PROBE_INTERVAL_MS} checks whether Redis is
- * back; the first PING answered in time closes the circuit again. So a dead or stalled Redis costs
+ * go straight to `on_error` while a PING, at once and then every {@link PROBE_INTERVAL_MS}, checks
+ * whether Redis is back; the first PING answered in time closes the circuit again. So a dead or stalled Redis costs
  * one timeout, not one per request. Each change is logged once (never per request), counted, and
  * shown on /readyz; `closed` makes the replica unready while Redis is down.
  */
@@ -131,6 +131,8 @@ export class GuardedStore implements Store {
     if (this.#closed || this.#probe !== undefined) return
     this.#probe = setInterval(() => this.#runProbe(), this.#probeIntervalMs)
     this.#probe.unref()
+    // A blip (one slow answer) should cost one round trip of degraded service, not an interval.
+    this.#runProbe()
   }
 
   #runProbe(): void {

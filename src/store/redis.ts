@@ -5,10 +5,15 @@
  *
  * Configured to fail fast rather than wait, because a webhook must be answered and `on_error`
  * decides what happens without Redis (src/store/guard.ts):
- * - a command timeout (`store.timeout`, default 50 ms): ioredis rejects a command with no reply
- *   by then ("Command timed out");
+ * - a timeout per operation (`store.timeout`, default 50 ms), measured so that a busy event loop
+ *   cannot fake one: when the timer fires, the decision waits for the loop's poll phase
+ *   (`setImmediate` runs after it), so a reply that arrived while the process was busy with other
+ *   requests is read first. ioredis's own `commandTimeout` would fire in the timers phase, before
+ *   the reply is read, and turn every CPU spike into store errors;
  * - no offline queue: while disconnected, commands are rejected at once instead of queued
  *   (ioredis `enableOfflineQueue: false`), and none is retried or resent after a reconnect;
+ * - a socket that owes replies and stays silent for `connect_timeout` is closed and reconnected
+ *   (ioredis `socketTimeout`), so a half-open connection cannot hold commands for ever;
  * - reconnection with exponential backoff and jitter, capped at {@link MAX_BACKOFF_MS}.
  *
  * Every key is `prefix + key`; rate-limit keys are `prefix + "{" + group + "}:" + key`, where the
@@ -72,8 +77,8 @@ function escapeGlob(text: string): string {
 
 function connect(config: RedisStoreConfig): Redis | Cluster {
   const common = {
-    commandTimeout: config.timeoutMs,
     connectTimeout: config.connectTimeoutMs,
+    socketTimeout: config.connectTimeoutMs,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     connectionName: 'botgate',
@@ -125,12 +130,16 @@ export class RedisStore implements Store {
   readonly #prefix: string
   readonly #clock: Clock | undefined
   readonly #secrets: readonly string[]
+  readonly #timeoutMs: number
+  readonly #timedOut: string
   #closed = false
 
   constructor(options: RedisStoreOptions) {
     const { config } = options
     this.#prefix = config.prefix
     this.#clock = options.clock
+    this.#timeoutMs = config.timeoutMs
+    this.#timedOut = `redis: no answer within ${config.timeoutMs} ms`
     this.#secrets = [
       config.password,
       config.topology.mode === 'sentinel' ? config.topology.sentinelPassword : undefined,
@@ -177,31 +186,58 @@ export class RedisStore implements Store {
     return new StoreError(`redis: ${message}`)
   }
 
-  #fail = (error: unknown): never => {
-    throw this.#storeError(error)
+  /**
+   * `operation` within the timeout, or a StoreError. The timer's verdict is deferred to the check
+   * phase of the same loop iteration, after the poll phase has read whatever Redis already sent.
+   */
+  #timed<T>(operation: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (settled) return
+          settled = true
+          reject(new StoreError(this.#timedOut))
+        })
+      }, this.#timeoutMs)
+      operation.then(
+        (value) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          reject(this.#storeError(error))
+        },
+      )
+    })
   }
 
   claim(key: string, value: string, ttlMs: number): Promise<string | undefined> {
-    return this.#client
-      .botgateClaim(this.#prefix + key, value, ttlMs)
-      .then((existing) => existing ?? undefined, this.#fail)
+    return this.#timed(this.#client.botgateClaim(this.#prefix + key, value, ttlMs)).then(
+      (existing) => existing ?? undefined,
+    )
   }
 
   put(key: string, value: string, ttlMs: number): Promise<void> {
-    return this.#client.set(this.#prefix + key, value, 'PX', ttlMs).then(() => undefined, this.#fail)
+    return this.#timed(this.#client.set(this.#prefix + key, value, 'PX', ttlMs)).then(() => undefined)
   }
 
   read(key: string): Promise<string | undefined> {
-    return this.#client.get(this.#prefix + key).then((value) => value ?? undefined, this.#fail)
+    return this.#timed(this.#client.get(this.#prefix + key)).then((value) => value ?? undefined)
   }
 
   remove(key: string): Promise<void> {
-    return this.#client.del(this.#prefix + key).then(() => undefined, this.#fail)
+    return this.#timed(this.#client.del(this.#prefix + key)).then(() => undefined)
   }
 
   /** One PING: whether Redis answers within the timeout now. */
   ping(): Promise<void> {
-    return this.#client.ping().then(() => undefined, this.#fail)
+    return this.#timed(this.#client.ping()).then(() => undefined)
   }
 
   async list(prefix: string): Promise<Entry[]> {
@@ -220,7 +256,7 @@ export class RedisStore implements Store {
       }
       return entries
     } catch (error) {
-      return this.#fail(error)
+      throw this.#storeError(error)
     }
   }
 
@@ -236,7 +272,7 @@ export class RedisStore implements Store {
       if (replyKey !== undefined) mark = keys.push(base + replyKey)
       argv.push(spec.intervalUs, spec.toleranceUs, spec.shadow ? '1' : '0', mark)
     }
-    return this.#client.botgateLimit(keys.length, ...keys, ...argv).then(outcome, this.#fail)
+    return this.#timed(this.#client.botgateLimit(keys.length, ...keys, ...argv)).then(outcome)
   }
 
   async close(): Promise<void> {
