@@ -87,12 +87,15 @@ export class RedisServer {
   readonly port: number
   readonly dir: string
   readonly #args: readonly string[]
+  readonly #password: string | undefined
   #child: ChildProcess | undefined
 
   private constructor(port: number, args: readonly string[]) {
     this.port = port
     this.dir = mkdtempSync(path.join(tmpdir(), 'botgate-redis-'))
     this.#args = args
+    const at = args.indexOf('--requirepass')
+    this.#password = at < 0 ? undefined : args[at + 1]
   }
 
   /** Starts `redis-server` without persistence on a free port (extra `args` appended). */
@@ -102,8 +105,10 @@ export class RedisServer {
     return server
   }
 
+  /** The server's URL, with its password when it has one (`--requirepass`). */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`
+    const auth = this.#password === undefined ? '' : `:${encodeURIComponent(this.#password)}@`
+    return `redis://${auth}127.0.0.1:${this.port}`
   }
 
   /** (Re)starts the process on the same port and waits until it answers PING. */
