@@ -9,7 +9,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Redis } from 'ioredis'
@@ -88,6 +88,7 @@ export class RedisServer {
   readonly dir: string
   readonly #args: readonly string[]
   readonly #password: string | undefined
+  #configFile: string | undefined
   #child: ChildProcess | undefined
 
   private constructor(port: number, args: readonly string[]) {
@@ -105,6 +106,25 @@ export class RedisServer {
     return server
   }
 
+  /**
+   * A Sentinel monitoring `master` as `name` (quorum 1); `--requirepass` in `args` protects the
+   * Sentinel itself, `masterPassword` is what it uses to talk to the master.
+   */
+  static async startSentinel(
+    name: string,
+    master: RedisServer,
+    options: { masterPassword?: string; args?: readonly string[] } = {},
+  ): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.args ?? [])
+    const lines = [`sentinel monitor ${name} 127.0.0.1 ${master.port} 1`]
+    if (options.masterPassword !== undefined)
+      lines.push(`sentinel auth-pass ${name} ${options.masterPassword}`)
+    server.#configFile = path.join(server.dir, 'sentinel.conf')
+    writeFileSync(server.#configFile, `${lines.join('\n')}\n`)
+    await server.restart()
+    return server
+  }
+
   /** The server's URL, with its password when it has one (`--requirepass`). */
   get url(): string {
     const auth = this.#password === undefined ? '' : `:${encodeURIComponent(this.#password)}@`
@@ -116,14 +136,12 @@ export class RedisServer {
     const child = spawn(
       'redis-server',
       [
+        ...(this.#configFile === undefined ? [] : [this.#configFile, '--sentinel']),
         '--port',
         String(this.port),
         '--bind',
         '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
+        ...(this.#configFile === undefined ? ['--save', '', '--appendonly', 'no'] : []),
         '--dir',
         this.dir,
         ...this.#args,
