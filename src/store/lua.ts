@@ -36,6 +36,7 @@ else
   now = tonumber(ARGV[1])
 end
 local n = tonumber(ARGV[2])
+local stored = redis.call('MGET', unpack(KEYS, 1, n))
 local next = {}
 local denied = {}
 local blocked = false
@@ -44,10 +45,9 @@ for i = 1, n do
   local a = 3 + (i - 1) * 4
   local interval = tonumber(ARGV[a])
   local tolerance = tonumber(ARGV[a + 1])
-  local stored = redis.call('GET', KEYS[i])
   local tat = now
-  if stored then
-    tat = tonumber(stored) or now
+  if stored[i] then
+    tat = tonumber(stored[i]) or now
     if tat < now then tat = now end
   end
   if tat > now + tolerance then tat = now + tolerance end

@@ -16,6 +16,10 @@
  *   (ioredis `socketTimeout`), so a half-open connection cannot hold commands for ever;
  * - reconnection with exponential backoff and jitter, capped at {@link MAX_BACKOFF_MS}.
  *
+ * Commands are written as they come, not auto-pipelined: requests reach the store one per event
+ * loop callback, so ioredis's auto-pipelining (a Pipeline per `setImmediate`) batched little and
+ * cost more CPU per command than it saved in writes (measured with bench/run.mjs).
+ *
  * Every key is `prefix + key`; rate-limit keys are `prefix + "{" + group + "}:" + key`, where the
  * `{group}` hash tag (the bot's name) puts one request's keys in one Cluster slot (Redis Cluster
  * specification, "Hash tags": only the part inside the first `{...}` is hashed). Every key is
@@ -93,7 +97,6 @@ function connect(config: RedisStoreConfig): Redis | Cluster {
   if (topology.mode === 'cluster') {
     return new Cluster(topology.nodes.map(node), {
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
       clusterRetryStrategy: backoff,
       redisOptions: common,
       // With TLS, connect by the names the certificates carry, not by resolved addresses
@@ -110,7 +113,6 @@ function connect(config: RedisStoreConfig): Redis | Cluster {
     ...common,
     db: config.db,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
     retryStrategy: backoff,
   }
   if (topology.mode === 'standalone') return new Redis({ ...options, ...node(topology.endpoint) })
