@@ -21,7 +21,7 @@
  * because the runner's shadow mode is per check and one check holds every rule.
  *
  * A store that cannot answer (`store.on_error: closed`) gives 503 + Retry-After
- * (`store_unavailable`), never `rate_limited`.
+ * (`store_unavailable`, src/checks/store.ts), never `rate_limited`.
  */
 
 import { type Static, Type } from '@sinclair/typebox'
@@ -32,21 +32,15 @@ import type { CounterChild } from '../../observe/prometheus.js'
 import type { RequestCheck, UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
-import { type Drop, drop, type Reject, reject, type WebhookReply } from '../../pipeline/verdict.js'
+import { type Drop, drop, reject, type WebhookReply } from '../../pipeline/verdict.js'
 import type { ClientAddress } from '../../request/client-ip.js'
 import { formatIp, networkOf } from '../../request/ip.js'
 import { limitSpec, MAX_TOLERANCE_US, PERIOD_US, type RateUnit } from '../../store/gcra.js'
-import {
-  ALLOWED,
-  type LimitKey,
-  type LimitOutcome,
-  type LimitSpec,
-  type Store,
-  StoreError,
-} from '../../store/index.js'
+import { ALLOWED, type LimitKey, type LimitOutcome, type LimitSpec, type Store } from '../../store/index.js'
 import { UPDATE_TYPES } from '../../telegram/generated/update-types.js'
 import type { Update } from '../../telegram/update.js'
 import { isShadow, type Mode, SectionMode } from '../mode.js'
+import { storeFailure } from '../store.js'
 
 export const RATE_PATTERN = '^[1-9][0-9]{0,8}/(s|min|h|day)$'
 
@@ -167,9 +161,6 @@ export function checkLimits(
   })
 }
 
-/** Answer to a request a store failure left undecided under `on_error: closed`: Telegram tries again. */
-export const STORE_RETRY_AFTER_SECONDS = 5
-const STORE_UNAVAILABLE = reject(503, 'store_unavailable', STORE_RETRY_AFTER_SECONDS)
 const RATE_LIMITED = drop('rate_limited')
 /** Telegram caps Retry-After at 3600 s (SPEC section 1). */
 const MAX_RETRY_AFTER_SECONDS = 3600
@@ -234,11 +225,6 @@ function note<R extends CompiledRule>(
   const named = first ?? (keys[outcome.denied[0] as number] as RuleKey<R>).rule
   exchange.detail = `limit ${named.name}${first === undefined ? ' (shadow)' : ''}`
   return first
-}
-
-function storeFailure(error: unknown): Reject {
-  if (error instanceof StoreError) return STORE_UNAVAILABLE
-  throw error
 }
 
 /** The key of a client address: IPv4 as is, IPv6 by its /64 network. */
