@@ -151,6 +151,13 @@ describe('loadConfig: the store', () => {
     expect(warnings('closed')).toEqual([])
   })
 
+  it('warns about shadow limits, and about ip limits in front of Telegram', () => {
+    expect(loadConfig('limits-warnings.yaml', { env: ENV }).warnings).toEqual([
+      'bot shop: limit trial is in shadow mode: its verdicts are logged, not enforced',
+      "bot shop: limit per-ip keys on ip and sources allow Telegram, which delivers every update from a few addresses: size it for all of the bot's traffic, or Telegram itself is answered 429",
+    ])
+  })
+
   it('never repeats a URL (it may hold a password) in a message', () => {
     expect(problems('store-bad-db-path.yaml').join('\n')).not.toContain('hunter2')
     expect(problems('store-password-twice.yaml').join('\n')).not.toContain('hunter2')

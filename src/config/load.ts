@@ -445,11 +445,17 @@ function shadowWarnings(bots: readonly BotConfig[], warnings: string[]): void {
         )
       }
     }
+    const telegramSources = (bot.policy.sources?.allow ?? ['telegram']).includes('telegram')
     for (const rule of bot.policy.limits ?? []) {
       if (rule.mode === 'shadow' && mode !== 'shadow')
         warnings.push(
           `bot ${bot.name}: limit ${rule.name} is in shadow mode: its verdicts are logged, not enforced`,
         )
+      if (rule.key === 'ip' && telegramSources) {
+        warnings.push(
+          `bot ${bot.name}: limit ${rule.name} keys on ip and sources allow Telegram, which delivers every update from a few addresses: size it for all of the bot's traffic, or Telegram itself is answered 429`,
+        )
+      }
     }
     if (bot.policy.sources?.allow.includes('any')) {
       warnings.push(
