@@ -114,6 +114,9 @@ function connect(config: RedisStoreConfig): Redis | Cluster {
     db: config.db,
     enableOfflineQueue: false,
     retryStrategy: backoff,
+    // After a failover the old master answers writes with READONLY: reconnect, which (through
+    // Sentinel) finds the new master (ioredis README, "Reconnect on Error").
+    reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
   }
   if (topology.mode === 'standalone') return new Redis({ ...options, ...node(topology.endpoint) })
   return new Redis({
