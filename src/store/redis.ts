@@ -16,9 +16,9 @@
  *   (ioredis `socketTimeout`), so a half-open connection cannot hold commands for ever;
  * - reconnection with exponential backoff and jitter, capped at {@link MAX_BACKOFF_MS}.
  *
- * Commands are written as they come, not auto-pipelined: requests reach the store one per event
- * loop callback, so ioredis's auto-pipelining (a Pipeline per `setImmediate`) batched little and
- * cost more CPU per command than it saved in writes (measured with bench/run.mjs).
+ * Commands are auto-pipelined (ioredis `enableAutoPipelining`): those issued in one event-loop
+ * iteration, by the requests read in it, go out in one write and come back in one read. Measured
+ * at a fixed request rate, that halves Redis's CPU per update and lowers the gateway's.
  *
  * Every key is `prefix + key`; rate-limit keys are `prefix + "{" + group + "}:" + key`, where the
  * `{group}` hash tag (the bot's name) puts one request's keys in one Cluster slot (Redis Cluster
@@ -97,6 +97,7 @@ function connect(config: RedisStoreConfig): Redis | Cluster {
   if (topology.mode === 'cluster') {
     return new Cluster(topology.nodes.map(node), {
       enableOfflineQueue: false,
+      enableAutoPipelining: true,
       clusterRetryStrategy: backoff,
       redisOptions: common,
       // With TLS, connect by the names the certificates carry, not by resolved addresses
@@ -113,6 +114,7 @@ function connect(config: RedisStoreConfig): Redis | Cluster {
     ...common,
     db: config.db,
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     retryStrategy: backoff,
     // After a failover the old master answers writes with READONLY: reconnect, which (through
     // Sentinel) finds the new master (ioredis README, "Reconnect on Error").
