@@ -221,6 +221,26 @@ limits:
     expect(result.stdout + result.stderr).not.toContain(PASSWORD)
   })
 
+  it('exits when it cannot listen, its Redis connection closed', async () => {
+    const busy = await TestUpstream.start() // holds a port
+    try {
+      const dir = tempDir()
+      writeFileSync(
+        path.join(dir, 'gateway.yaml'),
+        botConfig({
+          upstream: upstream.url,
+          secret: SECRET,
+          top: `store: { type: redis, url: "${server.url}", on_error: closed }`,
+        }).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${busy.port}`),
+      )
+      const result = await runCli(['serve', '--config', path.join(dir, 'gateway.yaml')])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain('botgate: cannot listen')
+    } finally {
+      await busy.close()
+    }
+  })
+
   it('leaves no key without a TTL', async () => {
     const redis = client(server.url)
     await redis.connect()

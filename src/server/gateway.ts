@@ -124,10 +124,18 @@ export class Gateway {
     const gateway = new Gateway(options, config)
     // Wait for Redis (at most store.connect_timeout) so the first updates find the shared state.
     await gateway.#opened.start()
-    await Promise.all([
-      listen(gateway.#webhook, config.listen.host, config.listen.port),
-      listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
-    ])
+    try {
+      await Promise.all([
+        listen(gateway.#webhook, config.listen.host, config.listen.port),
+        listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
+      ])
+    } catch (error) {
+      // A failed start must not leave a listener or the store's connection holding the process.
+      gateway.#webhook.close()
+      gateway.#admin.close()
+      await gateway.store.close()
+      throw error
+    }
     gateway.#watcher.watch(config.files)
     for (const warning of config.warnings) gateway.logger.warn({ warning }, 'config warning')
     gateway.logger.info(
