@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { cpuMs, hasWrk, load, median, rssMb, sleep, startBotgate, startNode, stop } from './lib.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -31,6 +32,10 @@ const connectionCounts = values.connections.split(',').map(Number)
 const tool = values.tool ?? (hasWrk() ? 'wrk' : 'autocannon')
 
 const TARGETS = { rps: 0.85, p99: 1.3, rssMb: 150 }
+/** botgate with store: redis against the bare forwarder, at 40 connections (issue 4). */
+const REDIS_TARGET_RPS = 0.6
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const redisPrefix = `botgate-bench-${process.pid}:`
 const body = readFileSync(path.join(root, 'bench/update.json'), 'utf8').trim()
 const work = mkdtempSync(path.join(tmpdir(), 'botgate-bench-'))
 const secret = randomBytes(48).toString('base64url')
@@ -75,6 +80,80 @@ const gateway = await startBotgate(
   path.join(work, 'botgate.log'),
 )
 
+// The limits rows: the default policy plus two limits of check 12 that never deny at bench rates.
+const limitsPolicy = path.join(work, 'limits.yaml')
+writeFileSync(
+  limitsPolicy,
+  `${readFileSync(path.join(root, 'policies/default.yaml'), 'utf8')}
+limits:
+  - { name: per-chat, key: chat, rate: 1000000/s, burst: 1000000 }
+  - { name: per-user, key: user, rate: 1000000/s, burst: 1000000 }
+`,
+)
+function limitsConfig(name, store) {
+  const file = path.join(work, `gateway-${name}.yaml`)
+  writeFileSync(
+    file,
+    readFileSync(configFile, 'utf8').replace(
+      `policy: ${path.join(root, 'policies/default.yaml')}`,
+      `policy: ${limitsPolicy}`,
+    ) + store,
+  )
+  return file
+}
+const withLimits = await startBotgate(
+  path.join(root, 'dist/main.js'),
+  limitsConfig('limits', ''),
+  path.join(work, 'botgate-limits.log'),
+)
+
+/** Redis for the +redis row, when one answers. */
+async function connectRedis() {
+  const redis = new Redis(redisUrl, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: () => null,
+  })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    await redis.ping()
+    return redis
+  } catch {
+    redis.disconnect()
+    return undefined
+  }
+}
+const redis = await connectRedis()
+const withRedis =
+  redis === undefined
+    ? undefined
+    : await startBotgate(
+        path.join(root, 'dist/main.js'),
+        limitsConfig('redis', `store:\n  type: redis\n  url: ${redisUrl}\n  prefix: "${redisPrefix}"\n`),
+        path.join(work, 'botgate-redis.log'),
+      )
+if (redis === undefined) console.log(`note: no Redis answers at ${redisUrl}: the +redis row is left out`)
+
+/** Calls per command since the Redis server started (INFO commandstats). */
+async function commandStats() {
+  const counts = {}
+  for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm))
+    counts[match[1]] = Number(match[2])
+  return counts
+}
+
+/** Store round trips botgate counted (successful Redis operations), from its metrics. */
+async function storeRoundTrips(admin) {
+  const text = await (await fetch(`http://${admin}/metrics`)).text()
+  let total = 0
+  for (const match of text.matchAll(/^botgate_store_duration_seconds_count\{operation="\w+"\} (\d+)$/gm))
+    total += Number(match[1])
+  return total
+}
+
 const headers = {
   'content-type': 'application/json',
   'x-telegram-bot-api-secret-token': secret,
@@ -83,7 +162,16 @@ const headers = {
 const targets = [
   { name: 'baseline', url: `http://127.0.0.1:${baseline.port}/`, pid: baseline.child.pid },
   { name: 'botgate', url: `http://${gateway.webhook}/tg/${segment}`, pid: gateway.child.pid },
+  { name: '+limits', url: `http://${withLimits.webhook}/tg/${segment}`, pid: withLimits.child.pid },
 ]
+if (withRedis !== undefined) {
+  targets.push({
+    name: '+redis',
+    url: `http://${withRedis.webhook}/tg/${segment}`,
+    pid: withRedis.child.pid,
+    admin: withRedis.admin,
+  })
+}
 
 async function received() {
   const response = await fetch(`http://127.0.0.1:${upstream.port}/`)
@@ -110,15 +198,31 @@ for (const connections of connectionCounts) {
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse()
     for (const target of order) {
-      const before = { cpu: cpuMs(target.pid), received: await received() }
+      const onRedis = target.name === '+redis'
+      const before = {
+        cpu: cpuMs(target.pid),
+        received: await received(),
+        ...(onRedis ? { stats: await commandStats(), trips: await storeRoundTrips(target.admin) } : {}),
+      }
       const result = await load({ tool, url: target.url, headers, body, connections, seconds })
       const cpu = cpuMs(target.pid) - before.cpu
       const delivered = (await received()) - before.received
+      let redisCommands
+      if (onRedis) {
+        const after = await commandStats()
+        const perCommand = {}
+        for (const [name, calls] of Object.entries(after)) {
+          const delta = calls - (before.stats[name] ?? 0) - (name === 'info' ? 1 : 0)
+          if (delta > 0) perCommand[name] = delta
+        }
+        redisCommands = { perCommand, trips: (await storeRoundTrips(target.admin)) - before.trips }
+      }
       runs[target.name].push({
         ...result,
         cpuUs: (cpu * 1000) / Math.max(result.total, 1),
         rss: rssMb(target.pid),
         delivered,
+        redisCommands,
       })
       if (result.errors > 0)
         console.log(`  warning: ${target.name} answered ${result.errors} requests with errors`)
@@ -143,24 +247,77 @@ for (const connections of connectionCounts) {
   const b = summary.baseline
   const g = summary.botgate
   const ratio = { rps: g.rps / b.rps, p99: g.p99 / b.p99, cpu: g.cpuUs / b.cpuUs }
-  report.results.push({ connections, summary, ratio })
+  const extra = {}
+  for (const name of ['+limits', '+redis']) {
+    const s = summary[name]
+    if (s !== undefined) extra[name] = { rps: s.rps / b.rps, p99: s.p99 / b.p99, cpu: s.cpuUs / b.cpuUs }
+  }
+  let redisPerUpdate
+  if (runs['+redis'] !== undefined) {
+    const perCommand = {}
+    let trips = 0
+    for (const run of runs['+redis']) {
+      trips += run.redisCommands.trips
+      for (const [name, calls] of Object.entries(run.redisCommands.perCommand))
+        perCommand[name] = (perCommand[name] ?? 0) + calls
+    }
+    const updates = summary['+redis'].total
+    const per = (n) => Math.round((n / updates) * 100) / 100
+    redisPerUpdate = {
+      commands: per(Object.values(perCommand).reduce((sum, n) => sum + n, 0)),
+      byCommand: Object.fromEntries(Object.entries(perCommand).map(([name, n]) => [name, per(n)])),
+      roundTrips: per(trips),
+    }
+  }
+  report.results.push({ connections, summary, ratio, extra, redisPerUpdate })
   const row = (name, s) =>
     `  ${name.padEnd(9)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${s.rss.toFixed(0).padStart(7)} ${s.cpuUs.toFixed(0).padStart(8)}   ${s.rounds.join(' ')}`
   console.log(`\n${connections} connections (medians of ${rounds} rounds)`)
   console.log('             req/s  p50 ms   p99 ms  RSS MB  CPU us/req   req/s by round')
   console.log(row('baseline', b))
   console.log(row('botgate', g))
+  for (const name of Object.keys(extra)) console.log(row(name, summary[name]))
   const mark = (ok) => (ok ? 'ok' : 'MISSED')
   console.log(
     `  ratio     ${ratio.rps.toFixed(2)}x req/s (target >= ${TARGETS.rps}: ${mark(ratio.rps >= TARGETS.rps)}), ` +
       `${ratio.p99.toFixed(2)}x p99 (target <= ${TARGETS.p99}: ${mark(ratio.p99 <= TARGETS.p99)}), ` +
       `RSS ${g.rss.toFixed(0)} MB (target <= ${TARGETS.rssMb}: ${mark(g.rss <= TARGETS.rssMb)}), ${ratio.cpu.toFixed(2)}x CPU per request`,
   )
-  if (g.delivered !== g.total)
-    console.log(`  note: upstream received ${g.delivered} of botgate's ${g.total} requests`)
+  for (const [name, r] of Object.entries(extra)) {
+    const target =
+      name === '+redis' && connections === 40
+        ? ` (target >= ${REDIS_TARGET_RPS}: ${mark(r.rps >= REDIS_TARGET_RPS)})`
+        : ''
+    console.log(
+      `  ${name.padEnd(9)} ${r.rps.toFixed(2)}x req/s${target}, ${r.p99.toFixed(2)}x p99, ${r.cpu.toFixed(2)}x CPU per request`,
+    )
+  }
+  if (redisPerUpdate !== undefined) {
+    const detail = Object.entries(redisPerUpdate.byCommand)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ')
+    console.log(
+      `  redis     ${redisPerUpdate.commands} commands per update (${detail}; INFO commandstats, whole server), ` +
+        `${redisPerUpdate.roundTrips} round trips per update (botgate's own count)`,
+    )
+  }
+  for (const [name, s] of Object.entries(summary)) {
+    if (name !== 'baseline' && s.delivered !== s.total)
+      console.log(`  note: upstream received ${s.delivered} of ${name}'s ${s.total} requests`)
+  }
 }
 
-await Promise.all([stop(gateway.child), stop(baseline.child), stop(upstream.child)])
+await Promise.all(
+  [gateway, withLimits, withRedis, baseline, upstream]
+    .filter((process) => process !== undefined)
+    .map((process) => stop(process.child)),
+)
+if (redis !== undefined) {
+  // Every key expires by itself; remove this run's keys now anyway.
+  for await (const keys of redis.scanStream({ match: `${redisPrefix}*`, count: 1000 }))
+    if (keys.length > 0) await redis.del(...keys)
+  redis.disconnect()
+}
 const results = path.join(root, 'bench/results')
 mkdirSync(results, { recursive: true })
 const file = path.join(results, `bench-${report.date.replace(/[:.]/g, '-')}.json`)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { isPromise } from '../pipeline/run.js'
-import { type Entry, type Store, StoreError } from '../store/index.js'
+import { type Entry, type LimitKey, type Store, StoreError } from '../store/index.js'
 import { MemoryStore } from '../store/memory.js'
 import { Blocks } from './index.js'
 
@@ -38,6 +38,9 @@ class CountingStore implements Store {
   list(prefix: string): Promise<Entry[]> {
     return this.inner.list(prefix)
   }
+  limit(group: string, keys: readonly LimitKey[]) {
+    return this.inner.limit(group, keys)
+  }
   close() {
     return this.inner.close()
   }
@@ -68,6 +71,9 @@ class AsyncStore implements Store {
   }
   list(prefix: string) {
     return this.#answer(this.inner.list(prefix))
+  }
+  limit(group: string, keys: readonly LimitKey[]) {
+    return this.#answer(this.inner.limit(group, keys))
   }
   close() {
     return this.inner.close()

@@ -9,6 +9,7 @@ import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.j
 import { formatDuration } from '../config/units.js'
 import { loadPolicyFile } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
+import { describeStore } from '../store/config.js'
 import { displayApiBase } from '../telegram/bot-api.js'
 import { CONFIG_OPTION, defaultConfigFile, parse, UsageError } from './args.js'
 
@@ -97,7 +98,8 @@ export function describeConfig(config: GatewayConfig, name: string): string {
   const lines = [
     `${name}: OK`,
     `listen ${config.listen.host}:${config.listen.port}, admin ${config.adminListen.host}:${config.adminListen.port}`,
-    `trusted_proxies ${proxies === 0 ? 'none' : `${proxies} network(s)`}, store ${config.store.type}, log level ${config.log.level}`,
+    `trusted_proxies ${proxies === 0 ? 'none' : `${proxies} network(s)`}, log level ${config.log.level}`,
+    `store ${describeStore(config.store)}`,
     ...describeTls(config),
     ...describeAlerts(config),
     config.adminApi === undefined

@@ -180,6 +180,106 @@ describe('loadConfig: a valid config', () => {
   })
 })
 
+describe('loadConfig: the store', () => {
+  it('defaults to the bounded memory store', () => {
+    expect(loadConfig('valid.yaml', { env: ENV }).store).toEqual({ type: 'memory', maxEntries: 100_000 })
+  })
+
+  it('reads a redis URL: host, port, credentials (decoded), database and TLS, with the defaults', () => {
+    const config = loadConfig('redis-store.yaml', {
+      env: { ...ENV, REDIS_URL: 'rediss://botgate:p%40ss%3Aword@redis.internal:6380/4' },
+    })
+    expect(config.store).toEqual({
+      type: 'redis',
+      topology: { mode: 'standalone', endpoint: { host: 'redis.internal', port: 6380 } },
+      username: 'botgate',
+      password: 'p@ss:word',
+      db: 4,
+      tls: true,
+      prefix: 'botgate:',
+      timeoutMs: 50,
+      connectTimeoutMs: 5000,
+      onError: 'local',
+      maxEntries: 100_000,
+    })
+    const plain = loadConfig('redis-store.yaml', { env: { ...ENV, REDIS_URL: 'redis://[::1]' } }).store
+    expect(plain).toMatchObject({
+      topology: { mode: 'standalone', endpoint: { host: '::1', port: 6379 } },
+      username: undefined,
+      password: undefined,
+      db: 0,
+      tls: false,
+    })
+  })
+
+  it('reads a Cluster node list with credentials from a file', () => {
+    expect(loadConfig('redis-cluster.yaml', { env: ENV }).store).toEqual({
+      type: 'redis',
+      topology: {
+        mode: 'cluster',
+        nodes: [
+          { host: 'node-1', port: 6380 },
+          { host: 'fd00::2', port: 6380 },
+        ],
+      },
+      username: 'botgate',
+      password: 'redis-secret',
+      db: 0,
+      tls: true,
+      prefix: 'shop-gw:',
+      timeoutMs: 100,
+      connectTimeoutMs: 5000,
+      onError: 'closed',
+      maxEntries: 100_000,
+    })
+  })
+
+  it('reads Sentinels, their own password, and the master’s', () => {
+    const config = loadConfig('redis-sentinel.yaml', { env: { ...ENV, REDIS_PASSWORD: 'master-secret' } })
+    expect(config.store).toMatchObject({
+      topology: {
+        mode: 'sentinel',
+        master: 'mymaster',
+        sentinels: [
+          { host: 'sentinel-1', port: 26379 },
+          { host: 'fd00::3', port: 26379 },
+        ],
+        sentinelPassword: 'sentinel-secret',
+        sentinelTls: false,
+      },
+      password: 'master-secret',
+      db: 3,
+      onError: 'open',
+    })
+    expect(config.files.map((file) => path.relative(FIXTURES, file))).toContain('secrets/sentinel_password')
+  })
+
+  it('warns about every fail-open choice, and not about closed', () => {
+    const warnings = (onError: string) =>
+      loadConfig('redis-store.yaml', { env: { ...ENV, REDIS_URL: 'redis://redis', ON_ERROR: onError } })
+        .warnings
+    expect(warnings('local')).toEqual([
+      'store.on_error is local: while Redis is unavailable each replica applies rate limits and dedupe on its own (n replicas allow up to n times each limit, and a duplicate may reach the bot once per replica)',
+    ])
+    expect(warnings('open')).toEqual([
+      'store.on_error is open: while Redis is unavailable rate limits and dedupe are off and every update is forwarded',
+    ])
+    expect(warnings('closed')).toEqual([])
+  })
+
+  it('warns about shadow limits, and about ip limits in front of Telegram', () => {
+    expect(loadConfig('limits-warnings.yaml', { env: ENV }).warnings).toEqual([
+      'bot shop: limit trial is in shadow mode: its verdicts are logged, not enforced',
+      "bot shop: limit per-ip keys on ip and sources allow Telegram, which delivers every update from a few addresses: size it for all of the bot's traffic, or Telegram itself is answered 429",
+    ])
+  })
+
+  it('never repeats a URL (it may hold a password) in a message', () => {
+    expect(problems('store-bad-db-path.yaml').join('\n')).not.toContain('hunter2')
+    expect(problems('store-password-twice.yaml').join('\n')).not.toContain('hunter2')
+  })
+})
+
 describe('loadConfig: one fixture per failure mode, exact messages', () => {
   it.each([
     [
@@ -322,6 +422,78 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
     [
       'admin-api-missing-key.yaml',
       'admin-api-missing-key.yaml:5:9 admin.api.keys[0].public_key: is required for ES256: public_key (or public_key_file)',
+    ],
+    [
+      'store-redis-without-url.yaml',
+      'store-redis-without-url.yaml:2:9 store.type: redis needs one of url, cluster or sentinel',
+    ],
+    [
+      'store-two-forms.yaml',
+      'store-two-forms.yaml:4:3 store.cluster: give one of url, cluster or sentinel, not url and cluster',
+    ],
+    ['store-bad-url.yaml', 'store-bad-url.yaml:3:8 store.url: must be a redis:// or rediss:// URL'],
+    [
+      'store-bad-db-path.yaml',
+      'store-bad-db-path.yaml:3:8 store.url: must end in the database number, like redis://host:6379/0, or in nothing',
+    ],
+    [
+      'store-redis-key-with-memory.yaml',
+      'store-redis-key-with-memory.yaml:2:3 store.url: applies only to type: redis',
+    ],
+    ['store-cluster-db.yaml', 'store-cluster-db.yaml:3:12 store.cluster: Redis Cluster has only database 0'],
+    [
+      'store-prefix-braces.yaml',
+      'store-prefix-braces.yaml:4:11 store.prefix: must be at most 64 characters without spaces, { or } (botgate puts a hash tag after it)',
+    ],
+    [
+      'store-password-twice.yaml',
+      'store-password-twice.yaml:4:13 store.password: give the password in url or here, not both',
+    ],
+    ['store-bad-on-error.yaml', 'store-bad-on-error.yaml:4:13 store.on_error: must be local, open or closed'],
+    [
+      'store-bad-sentinel-node.yaml',
+      'store-bad-sentinel-node.yaml:5:13 store.sentinel.nodes[0]: must be host:port, e.g. sentinel-1:26379',
+    ],
+    ['store-zero-timeout.yaml', 'store-zero-timeout.yaml:4:12 store.timeout: must be more than 0'],
+    [
+      'limits-bad-rate.yaml',
+      'limits-bad-rate.yaml:9:46 bots[0].policy.limits[0].rate: must be a rate like 20/min: N/s, N/min, N/h or N/day',
+    ],
+    [
+      'limits-bad-key.yaml',
+      'limits-bad-key.yaml:9:34 bots[0].policy.limits[0].key: must be ip, chat, user or bot',
+    ],
+    [
+      'limits-duplicate-name.yaml',
+      'limits-duplicate-name.yaml:10:19 bots[0].policy.limits[1].name: duplicates limits[0].name: each limit needs its own name',
+    ],
+    [
+      'limits-ip-with-commands.yaml',
+      'limits-ip-with-commands.yaml:9:58 bots[0].policy.limits[0].commands: an ip limit runs before the update is read, so it cannot filter by commands',
+    ],
+    [
+      'limits-ip-with-reply.yaml',
+      'limits-ip-with-reply.yaml:9:55 bots[0].policy.limits[0].reply: an ip limit answers 429 before the update is read; it cannot reply',
+    ],
+    [
+      'limits-command-slash.yaml',
+      'limits-command-slash.yaml:9:61 bots[0].policy.limits[0].commands[0]: must be a command name without the leading / (up to 32 letters, digits and _)',
+    ],
+    [
+      'limits-unknown-update-type.yaml',
+      'limits-unknown-update-type.yaml:9:65 bots[0].policy.limits[0].update_types[0]: "callback_querry" is not an update type (did you mean "callback_query"?)',
+    ],
+    [
+      'limits-too-fast.yaml',
+      'limits-too-fast.yaml:9:42 bots[0].policy.limits[0].rate: is more than one request per microsecond; the most is 1000000/s',
+    ],
+    [
+      'limits-burst-too-long.yaml',
+      'limits-burst-too-long.yaml:9:58 bots[0].policy.limits[0].burst: lasts longer than a year at this rate (burst x period / N); lower it',
+    ],
+    [
+      'limits-unknown-key.yaml',
+      'limits-unknown-key.yaml:9:54 bots[0].policy.limits[0].brust: unknown key "brust" (did you mean "burst"?)',
     ],
   ])('%s', (file, message) => {
     expect(problems(file)).toEqual([message])

@@ -22,6 +22,7 @@ import {
 } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
+import type { Endpoint, RedisTopology, StoreConfig } from '../store/config.js'
 import { ConfigError, type ConfigIssue } from './errors.js'
 import { type AdminApiConfig, collectJwks, resolveAdminApi, resolveSign, type SignConfig } from './keys.js'
 import { configSchema, type RawAlerts, type RawBot, type RawConfig, type RawTls } from './schema.js'
@@ -101,7 +102,7 @@ export interface GatewayConfig {
   readonly trustedProxies: CidrSet
   readonly timeouts: { readonly headerMs: number; readonly bodyMs: number; readonly keepAliveMs: number }
   readonly shutdownGraceMs: number
-  readonly store: RawConfig['store']
+  readonly store: StoreConfig
   readonly log: RawConfig['log']
   readonly bots: readonly BotConfig[]
   readonly tls: TlsConfig | undefined
@@ -137,6 +138,59 @@ function parseHostPort(text: string): HostPort | undefined {
   const port = Number(text.slice(colon + 1))
   return Number.isInteger(port) && port >= 0 && port <= 65535 ? { host, port } : undefined
 }
+
+const REDIS_URL = 'must be a redis:// or rediss:// URL'
+
+interface RedisUrl {
+  readonly endpoint: Endpoint
+  readonly tls: boolean
+  readonly username: string | undefined
+  readonly password: string | undefined
+  readonly db: number | undefined
+}
+
+/**
+ * `redis[s]://[user[:password]@]host[:port][/db]`, the form redis-cli and most clients take.
+ * Messages never repeat the URL: it may hold a password.
+ */
+function parseRedisUrl(text: string): RedisUrl | string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return REDIS_URL
+  }
+  const scheme = url.protocol.toLowerCase()
+  if ((scheme !== 'redis:' && scheme !== 'rediss:') || url.hostname === '') return REDIS_URL
+  if (url.search !== '' || url.hash !== '')
+    return 'must not carry query parameters: use the store keys (db, tls, username, password)'
+  const path = url.pathname
+  if (path !== '' && path !== '/' && !/^\/[0-9]{1,5}$/.test(path))
+    return 'must end in the database number, like redis://host:6379/0, or in nothing'
+  const decode = (part: string) => (part === '' ? undefined : decodeURIComponent(part))
+  return {
+    endpoint: {
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? 6379 : Number(url.port),
+    },
+    tls: scheme === 'rediss:',
+    username: decode(url.username),
+    password: decode(url.password),
+    db: path.length > 1 ? Number(path.slice(1)) : undefined,
+  }
+}
+
+/** Store keys that only mean something with `type: redis`. */
+const REDIS_ONLY_KEYS = [
+  'url',
+  'cluster',
+  'sentinel',
+  'username',
+  'password',
+  'password_file',
+  'db',
+  'tls',
+] as const
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error as Error).message
@@ -219,6 +273,116 @@ class Resolver {
       else cidrs.push(cidr)
     }
     return new CidrSet(cidrs)
+  }
+
+  /** The `store` section: which Redis, with which credentials, and what to do when it fails. */
+  store(raw: RawConfig['store']): StoreConfig | undefined {
+    const at: Segment[] = ['store']
+    if (raw.type === 'memory') {
+      for (const key of REDIS_ONLY_KEYS) {
+        if (raw[key] !== undefined) this.source.issue([...at, key], 'applies only to type: redis', 'key')
+      }
+      return { type: 'memory', maxEntries: raw.max_entries }
+    }
+    const forms = (['url', 'cluster', 'sentinel'] as const).filter((key) => raw[key] !== undefined)
+    if (forms.length === 0) {
+      this.source.issue([...at, 'type'], 'redis needs one of url, cluster or sentinel')
+      return undefined
+    }
+    if (forms.length > 1) {
+      this.source.issue(
+        [...at, forms[1] as string],
+        `give one of url, cluster or sentinel, not ${forms.join(' and ')}`,
+        'key',
+      )
+      return undefined
+    }
+    const urls: RedisUrl[] = []
+    const parse = (text: string, where: readonly Segment[]) => {
+      const parsed = parseRedisUrl(text)
+      if (typeof parsed === 'string') this.source.issue(where, parsed)
+      else urls.push(parsed)
+    }
+    let topology: RedisTopology | undefined
+    if (raw.url !== undefined) {
+      parse(raw.url, [...at, 'url'])
+      const first = urls[0]
+      if (first !== undefined) topology = { mode: 'standalone', endpoint: first.endpoint }
+    } else if (raw.cluster !== undefined) {
+      for (const [index, text] of raw.cluster.entries()) parse(text, [...at, 'cluster', index])
+      if (urls.length === raw.cluster.length)
+        topology = { mode: 'cluster', nodes: urls.map((url) => url.endpoint) }
+    } else if (raw.sentinel !== undefined) {
+      const sentinel = raw.sentinel
+      const sentinels: Endpoint[] = []
+      sentinel.nodes.forEach((text, index) => {
+        const endpoint = parseHostPort(text)
+        if (endpoint === undefined || endpoint.port === 0)
+          this.source.issue([...at, 'sentinel', 'nodes', index], 'must be host:port with a port of 1-65535')
+        else sentinels.push(endpoint)
+      })
+      const sentinelPassword = this.secret(
+        sentinel as Record<string, unknown>,
+        [...at, 'sentinel'],
+        'password',
+        undefined,
+      )
+      if (sentinels.length === sentinel.nodes.length) {
+        topology = {
+          mode: 'sentinel',
+          master: sentinel.master,
+          sentinels,
+          sentinelPassword,
+          sentinelTls: sentinel.tls,
+        }
+      }
+    }
+    const fromUrl = <K extends 'username' | 'password' | 'db'>(key: K) =>
+      urls.find((url) => url[key] !== undefined)?.[key]
+    const urlKey = forms[0] === 'url' ? 'url' : 'cluster'
+    const password = this.secret(raw as Record<string, unknown>, at, 'password', undefined)
+    const urlPassword = fromUrl('password')
+    if (password !== undefined && urlPassword !== undefined)
+      this.source.issue(
+        [...at, raw.password_file === undefined ? 'password' : 'password_file'],
+        `give the password in ${urlKey} or here, not both`,
+      )
+    const urlUsername = fromUrl('username')
+    if (raw.username !== undefined && urlUsername !== undefined)
+      this.source.issue([...at, 'username'], `give the username in ${urlKey} or here, not both`)
+    const urlDb = fromUrl('db')
+    if (raw.db !== undefined && urlDb !== undefined)
+      this.source.issue([...at, 'db'], `give the database in ${urlKey} or here, not both`)
+    const db = raw.db ?? urlDb ?? 0
+    if (topology?.mode === 'cluster' && db !== 0)
+      this.source.issue([...at, raw.db === undefined ? 'cluster' : 'db'], 'Redis Cluster has only database 0')
+    const timeoutMs = parseDuration(raw.timeout)
+    if (timeoutMs === 0) this.source.issue([...at, 'timeout'], 'must be more than 0')
+    const connectTimeoutMs = parseDuration(raw.connect_timeout)
+    if (connectTimeoutMs === 0) this.source.issue([...at, 'connect_timeout'], 'must be more than 0')
+    if (raw.on_error === 'local') {
+      this.warnings.push(
+        'store.on_error is local: while Redis is unavailable each replica applies rate limits and dedupe on its own (n replicas allow up to n times each limit, and a duplicate may reach the bot once per replica)',
+      )
+    } else if (raw.on_error === 'open') {
+      this.warnings.push(
+        'store.on_error is open: while Redis is unavailable rate limits and dedupe are off and every update is forwarded',
+      )
+    }
+    if (topology === undefined) return undefined
+    return {
+      type: 'redis',
+      topology,
+      username: raw.username ?? urlUsername,
+      password: password ?? urlPassword,
+      db,
+      tls: raw.tls ?? urls.some((url) => url.tls),
+      prefix: raw.prefix,
+      timeoutMs,
+      connectTimeoutMs,
+      onError: raw.on_error,
+      maxEntries: raw.max_entries,
+    }
   }
 
   policy(bot: RawBot, at: readonly Segment[]): { policy: Policy; origin: PolicyOrigin } | undefined {
@@ -463,6 +627,18 @@ function shadowWarnings(bots: readonly BotConfig[], warnings: string[]): void {
         )
       }
     }
+    const telegramSources = (bot.policy.sources?.allow ?? ['telegram']).includes('telegram')
+    for (const rule of bot.policy.limits ?? []) {
+      if (rule.mode === 'shadow' && mode !== 'shadow')
+        warnings.push(
+          `bot ${bot.name}: limit ${rule.name} is in shadow mode: its verdicts are logged, not enforced`,
+        )
+      if (rule.key === 'ip' && telegramSources) {
+        warnings.push(
+          `bot ${bot.name}: limit ${rule.name} keys on ip and sources allow Telegram, which delivers every update from a few addresses: size it for all of the bot's traffic, or Telegram itself is answered 429`,
+        )
+      }
+    }
     if (bot.policy.sources?.allow.includes('any')) {
       warnings.push(
         `bot ${bot.name}: sources.allow includes any: every address may deliver updates (the secret still applies)`,
@@ -518,6 +694,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
   }
   const adminApi =
     raw.admin.api === undefined ? undefined : resolveAdminApi(resolver, raw.admin.api, ['admin', 'api'])
+  const store = resolver.store(raw.store)
   const bots = raw.bots.map((bot, index) => resolver.bot(bot, index))
   const tls = resolver.tls(raw.tls)
   const alerts = resolver.alerts(raw.alerts)
@@ -544,7 +721,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
       keepAliveMs: parseDuration(raw.timeouts.keep_alive),
     },
     shutdownGraceMs: parseDuration(raw.shutdown_grace),
-    store: raw.store,
+    store: store as StoreConfig,
     log: raw.log,
     bots: resolved,
     tls,

@@ -176,6 +176,93 @@ const upstreamSchema = Type.Object(
   { additionalProperties: false, description: 'Where clean updates go.' },
 )
 
+const redisUrl = (description: string) =>
+  Type.String({
+    pattern: '^[Rr][Ee][Dd][Ii][Ss][Ss]?://',
+    description,
+    errorMessage: 'must be a redis:// or rediss:// URL',
+  })
+
+const storeSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+      default: 'memory',
+      description:
+        'Where shared state lives (dedupe marks, rate limits, blocks). memory: this process only (one instance). redis: shared by every replica.',
+      errorMessage: 'must be memory or redis',
+    }),
+    max_entries: Type.Integer({
+      minimum: 1000,
+      default: 100000,
+      description:
+        'memory (and redis with on_error local, while Redis is down): most marks kept, and separately most rate-limit states; past it the least recently used go first. Default: 100000.',
+    }),
+    url: Type.Optional(
+      redisUrl(
+        'redis: one server, redis://[user:password@]host[:port][/db], or rediss:// for TLS. Give one of url, cluster or sentinel.',
+      ),
+    ),
+    cluster: Type.Optional(
+      Type.Array(redisUrl('A Redis Cluster node, redis:// or rediss://.'), {
+        minItems: 1,
+        description: 'redis: Redis Cluster, some of its nodes (the others are discovered).',
+      }),
+    ),
+    sentinel: Type.Optional(
+      Type.Object(
+        {
+          master: Type.String({
+            minLength: 1,
+            description: 'The master name the Sentinels monitor (sentinel monitor <name> ...).',
+          }),
+          nodes: Type.Array(
+            Type.String({
+              pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+              errorMessage: 'must be host:port, e.g. sentinel-1:26379',
+            }),
+            { minItems: 1, description: 'The Sentinels, host:port.' },
+          ),
+          ...secretPair('password', "Optional: the Sentinels' own password (their requirepass)."),
+          tls: Type.Boolean({
+            default: false,
+            description: 'Connect to the Sentinels with TLS. Default: false.',
+          }),
+        },
+        { additionalProperties: false, description: 'redis: a master found through Redis Sentinel.' },
+      ),
+    ),
+    username: Type.Optional(
+      Type.String({ minLength: 1, description: 'redis: the ACL user (Redis 6+). Or give it in the URL.' }),
+    ),
+    ...secretPair('password', 'redis: the password (AUTH). Or give it in the URL.'),
+    db: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'redis: the database number. Or give it in the URL. Default: 0.',
+      }),
+    ),
+    tls: Type.Optional(
+      Type.Boolean({ description: 'redis: connect with TLS (implied by rediss:// URLs). Default: false.' }),
+    ),
+    prefix: Type.String({
+      pattern: '^[^{}\\s]{0,64}$',
+      default: 'botgate:',
+      description:
+        'redis: put before every key, so several gateways (or other apps) can share one Redis. Default: botgate:.',
+      errorMessage: 'must be at most 64 characters without spaces, { or } (botgate puts a hash tag after it)',
+    }),
+    timeout: duration('50ms', 'redis: longest wait for an answer before on_error applies.'),
+    connect_timeout: duration('5s', 'redis: longest wait for a connection, also at startup.'),
+    on_error: Type.Union([Type.Literal('local'), Type.Literal('open'), Type.Literal('closed')], {
+      default: 'local',
+      description:
+        'redis: when Redis fails or is slower than timeout. local: per-process limits and dedupe; open: no limits or dedupe, forward; closed: 503 with Retry-After. Default: local.',
+      errorMessage: 'must be local, open or closed',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+)
+
 export const botSchema = Type.Object(
   {
     name: Type.String({
@@ -322,23 +409,7 @@ export const configSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    store: Type.Object(
-      {
-        type: Type.Literal('memory', {
-          default: 'memory',
-          description:
-            'Where shared state lives (dedupe marks, rate limits, blocks). memory: this process only.',
-          errorMessage: 'must be memory',
-        }),
-        max_entries: Type.Integer({
-          minimum: 1000,
-          default: 100000,
-          description:
-            'memory: most marks kept; past it the least recently written go first. Default: 100000.',
-        }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
+    store: storeSchema,
     log: Type.Object(
       {
         level: Type.Union(

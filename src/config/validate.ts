@@ -77,7 +77,8 @@ export function closestMatch(word: string, known: readonly string[]): string | u
   return best
 }
 
-function suggestion(key: string, known: readonly string[]): string {
+/** `did you mean "upstream"?` for a key (or name) one or two edits away from a known one, else the known list. */
+export function suggestion(key: string, known: readonly string[]): string {
   const best = closestMatch(key, known)
   return best === undefined ? `; known keys: ${known.join(', ')}` : ` (did you mean "${best}"?)`
 }

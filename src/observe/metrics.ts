@@ -22,8 +22,32 @@ const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ]
 
+/** Seconds. Redis round trips are well under a millisecond; past `store.timeout` (50 ms) they fail. */
+const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]
+
 /** The label value for requests that matched no bot. */
 export const NO_BOT = '-'
+
+/** Store operations, as the `operation` label of the store metrics. */
+export const STORE_OPERATIONS = ['limit', 'claim', 'put', 'read', 'remove', 'list', 'ping'] as const
+
+export type StoreOperation = (typeof STORE_OPERATIONS)[number]
+
+/** The store's handles, one child per operation created up front. */
+export interface StoreMetrics {
+  readonly up: GaugeChild
+  readonly errors: Readonly<Record<StoreOperation, CounterChild>>
+  readonly fallbacks: Readonly<Record<StoreOperation, CounterChild>>
+  readonly duration: Readonly<Record<StoreOperation, HistogramChild>>
+}
+
+/** Per-operation children of one metric. */
+function byOperation<C>(child: (operation: StoreOperation) => C): Record<StoreOperation, C> {
+  return Object.fromEntries(STORE_OPERATIONS.map((operation) => [operation, child(operation)])) as Record<
+    StoreOperation,
+    C
+  >
+}
 
 export class BotMetrics {
   readonly #requests: Counter
@@ -106,6 +130,42 @@ export class GatewayMetrics {
       'When the running config was loaded, Unix seconds.',
     ),
   )
+  readonly storeUp = this.registry.register(
+    new Gauge(
+      'botgate_store_up',
+      'Whether the store answers: 1 up, 0 down (on_error applies). Always 1 for the memory store.',
+      ['store'],
+    ),
+  )
+  readonly storeErrors = this.registry.register(
+    new Counter(
+      'botgate_store_errors_total',
+      'Redis operations that failed: errors, timeouts, lost connections, failed probes. Never counted as rate limits.',
+      ['operation'],
+    ),
+  )
+  readonly storeFallbacks = this.registry.register(
+    new Counter(
+      'botgate_store_fallbacks_total',
+      'Store operations answered by store.on_error (local, open or closed) because Redis was down or failed.',
+      ['operation', 'on_error'],
+    ),
+  )
+  readonly storeDuration = this.registry.register(
+    new Histogram(
+      'botgate_store_duration_seconds',
+      'Redis round trips that succeeded, seconds.',
+      ['operation'],
+      STORE_BUCKETS,
+    ),
+  )
+  readonly limitExceeded = this.registry.register(
+    new Counter(
+      'botgate_limit_exceeded_total',
+      'Requests a rate limit denied, by bot, limit name and mode (enforce: refused; shadow: would have been).',
+      ['bot', 'limit', 'mode'],
+    ),
+  )
   readonly info = this.registry.register(
     new Gauge('botgate_build_info', 'Version of the running botgate.', ['version', 'node']),
   )
@@ -129,6 +189,18 @@ export class GatewayMetrics {
       this.rss.labels().set(memory.rss)
       this.heap.labels().set(memory.heapUsed)
     })
+  }
+
+  /** The store's handles: `type` memory or redis, `onError` as configured (memory: none). */
+  store(type: 'memory' | 'redis', onError: string): StoreMetrics {
+    const up = this.storeUp.labels(type)
+    up.set(1)
+    return {
+      up,
+      errors: byOperation((operation) => this.storeErrors.labels(operation)),
+      fallbacks: byOperation((operation) => this.storeFallbacks.labels(operation, onError)),
+      duration: byOperation((operation) => this.storeDuration.labels(operation)),
+    }
   }
 
   /** The handles of one bot; the same object across reloads, so counters keep counting. */

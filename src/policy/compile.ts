@@ -8,6 +8,7 @@ import type { Blocks } from '../blocks/index.js'
 import { createBlockedCheck } from '../checks/blocked/index.js'
 import { createCommandsCheck } from '../checks/commands/index.js'
 import { createDedupeCheck } from '../checks/dedupe/index.js'
+import { createIpLimitsCheck, createUpdateLimitsCheck, type LimitsDeps } from '../checks/limits/index.js'
 import { isShadow } from '../checks/mode.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
@@ -29,11 +30,11 @@ import type { Store } from '../store/index.js'
 export interface BotPipeline extends ForwardTarget {
   readonly config: BotConfig
   readonly name: string
-  /** Checks 2-4: before a byte of body is read. */
+  /** Checks 2-4 (sources, ip limits, secret): before a byte of body is read. */
   readonly requestChecks: readonly RequestCheck[]
   /** Check 6: `limit` is the policy's; `readLimit` is larger only in shadow mode. */
   readonly body: { readonly limit: number; readonly readLimit: number }
-  /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12. */
+  /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12; the chat, user and bot limits last. */
   readonly updateChecks: readonly UpdateCheck[]
   readonly metrics: BotMetrics
 }
@@ -54,8 +55,17 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
   const { metrics } = deps
   const policy = bot.policy
   const mode = policy.mode
+  const limits: LimitsDeps = {
+    bot: bot.name,
+    username: bot.username?.toLowerCase(),
+    store: deps.store,
+    metrics,
+    policyMode: mode,
+  }
+  const ipLimits = createIpLimitsCheck(policy.limits, limits)
   const requestChecks: RequestCheck[] = [
     createSourcesCheck(policy.sources ?? { allow: ['telegram'] }, isShadow(mode, policy.sources?.mode)),
+    ...(ipLimits === undefined ? [] : [ipLimits]),
     createSecretCheck(bot.secretToken),
   ]
   const updates = policy.updates ?? DEFAULT_UPDATES
@@ -78,6 +88,8 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
       isShadow(mode, policy.commands?.mode),
       bot.username,
     ),
+    // 12 stays last: it consumes a limit only for updates every other check let through.
+    /* 12 */ createUpdateLimitsCheck(policy.limits, limits),
   ])
   return {
     config: bot,

@@ -7,6 +7,7 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { commandProblems } from '../checks/commands/index.js'
+import { checkLimits } from '../checks/limits/index.js'
 import { parseSources } from '../checks/sources/index.js'
 import { unknownUpdateTypes } from '../checks/updates/index.js'
 import { type Segment, YamlSource } from '../config/source.js'
@@ -38,6 +39,8 @@ export function checkPolicy(policy: Policy, source: YamlSource, base: readonly S
     for (const { path, message } of commandProblems(policy.commands, policy.roles))
       source.issue([...base, ...path], message)
   }
+  if (policy.limits)
+    checkLimits(policy.limits, (at, message) => source.issue([...base, 'limits', ...at], message))
 }
 
 /** Reads, substitutes, validates and checks a policy file; problems are recorded on the returned source. */

@@ -7,6 +7,7 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { commandsSchema } from '../checks/commands/index.js'
 import { dedupeSchema } from '../checks/dedupe/index.js'
+import { limitsSchema } from '../checks/limits/index.js'
 import { SectionMode } from '../checks/mode.js'
 import { repliesSchema } from '../checks/replies/index.js'
 import { rolesSchema } from '../checks/roles/index.js'
@@ -22,6 +23,7 @@ export const policySchema = Type.Object(
     commands: Type.Optional(commandsSchema),
     roles: Type.Optional(rolesSchema),
     replies: Type.Optional(repliesSchema),
+    limits: Type.Optional(limitsSchema),
   },
   {
     additionalProperties: false,

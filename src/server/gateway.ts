@@ -26,6 +26,7 @@ import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compil
 import { ClientIpResolver } from '../request/client-ip.js'
 import type { Store } from '../store/index.js'
 import { MemoryStore } from '../store/memory.js'
+import { type OpenedStore, openStore } from '../store/open.js'
 import { VERSION } from '../version.js'
 import { buildWebhookApp } from './app.js'
 import { FileWatcher } from './watch.js'
@@ -98,6 +99,7 @@ export class Gateway {
   readonly alerts: Alerts
   /** Runtime blocks, in the store; like it, they outlive config generations. */
   readonly blocks: Blocks
+  readonly #opened: OpenedStore
   #generation: Generation
   /** Plain HTTP, or HTTPS when the config has `tls` (fixed at start; certificates reload). */
   readonly #webhook: Server | HttpsServer
@@ -113,7 +115,8 @@ export class Gateway {
   private constructor(options: GatewayOptions, config: GatewayConfig) {
     this.#options = options
     this.logger = options.logger ?? createLogger(config.log.level)
-    this.store = new MemoryStore({ maxEntries: config.store.max_entries })
+    this.#opened = openStore(config.store, { metrics: this.metrics, logger: this.logger })
+    this.store = this.#opened.store
     // Blocks are operator state, not traffic. The shared memory store evicts the least recently
     // written marks when full, so a flood of dedupe marks could evict a block: with the memory
     // store, blocks get a store of their own. A shared store (redis) holds them for every replica.
@@ -172,10 +175,20 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = loadConfig(options.configFile, options)
     const gateway = new Gateway(options, config)
-    await Promise.all([
-      listen(gateway.#webhook, config.listen.host, config.listen.port),
-      listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
-    ])
+    // Wait for Redis (at most store.connect_timeout) so the first updates find the shared state.
+    await gateway.#opened.start()
+    try {
+      await Promise.all([
+        listen(gateway.#webhook, config.listen.host, config.listen.port),
+        listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
+      ])
+    } catch (error) {
+      // A failed start must not leave a listener or the store's connection holding the process.
+      gateway.#webhook.close()
+      gateway.#admin.close()
+      await gateway.store.close()
+      throw error
+    }
     gateway.#watcher.watch(config.files)
     for (const warning of config.warnings) gateway.logger.warn({ warning }, 'config warning')
     gateway.logger.info(
@@ -219,7 +232,11 @@ export class Gateway {
 
   readiness(): Readiness {
     const listener = this.#draining ? 'draining' : 'serving'
-    return { ready: !this.#draining, checks: { config: 'loaded', listener } }
+    const store = this.#opened.health()
+    return {
+      ready: !this.#draining && store.ready,
+      checks: { config: 'loaded', listener, store: store.detail },
+    }
   }
 
   #applyTimeouts(config: GatewayConfig): void {
@@ -257,6 +274,10 @@ export class Gateway {
       return false
     }
     const config = next.config
+    // The store is built once per process (it holds the marks and limits); comparing serialised
+    // configs only, nothing of them is logged.
+    if (JSON.stringify(previous.config.store) !== JSON.stringify(config.store))
+      this.logger.warn({ key: 'store' }, 'store settings change only on restart; the running store stays')
     for (const key of ['listen', 'adminListen'] as const) {
       const before = previous.config[key]
       if (before.host !== config[key].host || before.port !== config[key].port) {

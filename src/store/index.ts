@@ -4,11 +4,16 @@
  * same dedupe marks, reply-once marks, blocks and rate limits, and with `store: memory` (the
  * default, one instance) nothing leaves the process.
  *
- * Marks are string values with a time to live. Methods may answer synchronously (the memory
- * store does, so the request path pays no microtask for it) or with a promise (the Redis store);
- * callers handle both. A back-end that cannot answer rejects with {@link StoreError}; what that
- * means for a request (fall back, let through, refuse) is the caller's policy, never a verdict
- * of its own.
+ * Marks are string values with a time to live. Rate limits are GCRA states ({@link ./gcra.ts}),
+ * evaluated several at once by {@link Store.limit} so that one request costs one round trip and
+ * consumes only when every limit passes.
+ *
+ * Methods may answer synchronously (the memory store does, so the request path pays no microtask
+ * for it) or with a promise (the Redis store); callers handle both. A back-end that cannot answer
+ * rejects with {@link StoreError}. The store the gateway hands to checks is wrapped by
+ * {@link ./guard.ts}, which applies `store.on_error`: under `local` and `open` it answers in the
+ * back-end's place and never rejects; under `closed` it rejects with {@link StoreError}, which a
+ * check turns into 503 + Retry-After (`store_unavailable`), never into a verdict of its own.
  */
 
 /** A value now, or later. */
@@ -20,6 +25,52 @@ export interface Entry {
   readonly value: string
   readonly ttlMs: number
 }
+
+/**
+ * One rate limit, computed once from its policy rule: GCRA with emission interval T and burst B
+ * (B requests may arrive at once, then one per T; SPEC section 6).
+ */
+export interface LimitSpec {
+  /** T, the emission interval (period / N), in whole microseconds, at least 1. */
+  readonly intervalUs: number
+  /** T x B, the delay variation tolerance of GCRA, in microseconds. */
+  readonly toleranceUs: number
+  /** `mode: shadow`: evaluated and reported, never blocks the request or the others' consumption. */
+  readonly shadow: boolean
+}
+
+/** One limit applied to one key, for one request. */
+export interface LimitKey {
+  readonly spec: LimitSpec
+  /** The limit's key inside the request's group, e.g. `per-chat:c:4242`. */
+  readonly key: string
+  /**
+   * A reply-once mark (inside the group): when this limit denies the request, the mark is set
+   * for one interval unless it is set already; the outcome says whether it was, so a chat gets
+   * this limit's reply at most once per 1/rate (SPEC section 3, "Replies").
+   */
+  readonly replyKey: string | undefined
+}
+
+/** What {@link Store.limit} decided. */
+export interface LimitOutcome {
+  /** No enforcing limit denied; every limit that passed has consumed. */
+  readonly allowed: boolean
+  /** Indexes (into the keys given) of the limits that denied, enforcing and shadow, ascending. */
+  readonly denied: readonly number[]
+  /** Microseconds until every enforcing limit would pass; 0 when allowed. */
+  readonly retryAfterUs: number
+  /** Index of the denying limit whose reply-once mark this call set (reply now), or -1. */
+  readonly reply: number
+}
+
+/** The outcome of a request that every limit let through: shared, so passing allocates nothing. */
+export const ALLOWED: LimitOutcome = Object.freeze({
+  allowed: true,
+  denied: Object.freeze([]) as readonly number[],
+  retryAfterUs: 0,
+  reply: -1,
+})
 
 export interface Store {
   readonly kind: 'memory' | 'redis'
@@ -36,6 +87,15 @@ export interface Store {
   remove(key: string): Maybe<void>
   /** Every live mark whose key starts with `prefix`: for admin listings, never on the request path. */
   list(prefix: string): Promise<Entry[]>
+  /**
+   * Evaluates every limit of one request atomically: each denies when admitting one more request
+   * would exceed its burst; if no enforcing limit denies, every limit that passed consumes one
+   * request, else nothing is consumed (denied requests cost nothing, SPEC section 6).
+   *
+   * `group` keeps the keys of one request together (the bot's name): in Redis it is the hash tag,
+   * so one request's keys share one Cluster slot and one script can touch them all.
+   */
+  limit(group: string, keys: readonly LimitKey[]): Maybe<LimitOutcome>
   close(): Promise<void>
 }
 

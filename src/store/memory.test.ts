@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { limitSpec } from './gcra.js'
+import { ALLOWED, type LimitKey, type LimitSpec } from './index.js'
 import { MemoryStore } from './memory.js'
 
 function clocked(options: { maxEntries?: number } = {}) {
@@ -57,5 +59,159 @@ describe('MemoryStore', () => {
     }
     expect(store.size).toBeLessThanOrEqual(1000)
     expect(store.size).toBeLessThan(100) // expired marks are swept as writes go on
+  })
+})
+
+const key = (spec: LimitSpec, name: string, replyKey?: string): LimitKey => ({ spec, key: name, replyKey })
+
+describe('MemoryStore.limit (GCRA with an injected clock)', () => {
+  const tenPerSecond = limitSpec(10, 's', 3, false) // T = 100 ms, B = 3
+
+  it('admits the burst, then one per interval, and says exactly how long to wait', () => {
+    const { store, advance } = clocked()
+    const limits = [key(tenPerSecond, 'a')]
+    for (let i = 0; i < 3; i++) expect(store.limit('bot', limits)).toBe(ALLOWED)
+    expect(store.limit('bot', limits)).toEqual({
+      allowed: false,
+      denied: [0],
+      retryAfterUs: 100_000,
+      reply: -1,
+    })
+    advance(99.999)
+    expect(store.limit('bot', limits).retryAfterUs).toBe(1)
+    advance(0.001)
+    expect(store.limit('bot', limits)).toBe(ALLOWED)
+    expect(store.limit('bot', limits).retryAfterUs).toBe(100_000)
+  })
+
+  it('charges nothing for denied requests', () => {
+    const { store, advance } = clocked()
+    const limits = [key(tenPerSecond, 'a')]
+    for (let i = 0; i < 3; i++) store.limit('bot', limits)
+    for (let i = 0; i < 100; i++) expect(store.limit('bot', limits).allowed).toBe(false)
+    advance(100)
+    expect(store.limit('bot', limits)).toBe(ALLOWED)
+    expect(store.limit('bot', limits).allowed).toBe(false)
+  })
+
+  it('refills one request per interval while idle, up to the burst', () => {
+    const { store, advance } = clocked()
+    const limits = [key(tenPerSecond, 'a')]
+    for (let i = 0; i < 3; i++) store.limit('bot', limits)
+    advance(250)
+    expect(store.limit('bot', limits).allowed).toBe(true)
+    expect(store.limit('bot', limits).allowed).toBe(true)
+    expect(store.limit('bot', limits).allowed).toBe(false)
+    advance(10_000)
+    for (let i = 0; i < 3; i++) expect(store.limit('bot', limits).allowed).toBe(true)
+    expect(store.limit('bot', limits).allowed).toBe(false)
+  })
+
+  it('consumes every limit or none: one exhausted limit holds the others back', () => {
+    const { store } = clocked()
+    const wide = limitSpec(100, 's', 100, false)
+    const narrow = limitSpec(1, 'h', 1, false)
+    expect(store.limit('bot', [key(wide, 'w'), key(narrow, 'n')])).toBe(ALLOWED)
+    for (let i = 0; i < 50; i++) {
+      expect(store.limit('bot', [key(wide, 'w'), key(narrow, 'n')])).toEqual({
+        allowed: false,
+        denied: [1],
+        retryAfterUs: 3_600_000_000,
+        reply: -1,
+      })
+    }
+    // w consumed once in all: 99 of its burst of 100 remain
+    for (let i = 0; i < 99; i++) expect(store.limit('bot', [key(wide, 'w')])).toBe(ALLOWED)
+    expect(store.limit('bot', [key(wide, 'w')]).allowed).toBe(false)
+  })
+
+  it('reports the longest wait over the denying limits', () => {
+    const { store } = clocked()
+    const a = limitSpec(1, 's', 1, false)
+    const b = limitSpec(1, 'min', 1, false)
+    store.limit('bot', [key(a, 'a'), key(b, 'b')])
+    expect(store.limit('bot', [key(a, 'a'), key(b, 'b')])).toMatchObject({
+      denied: [0, 1],
+      retryAfterUs: 60_000_000,
+    })
+  })
+
+  it('evaluates shadow limits without letting them block or be consumed when they deny', () => {
+    const { store } = clocked()
+    const shadow = limitSpec(1, 'h', 1, true)
+    const enforce = limitSpec(10, 's', 3, false)
+    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toBe(ALLOWED)
+    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toEqual({
+      allowed: true,
+      denied: [0],
+      retryAfterUs: 0,
+      reply: -1,
+    })
+    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toMatchObject({
+      allowed: true,
+      denied: [0],
+    })
+    // the enforcing limit consumed three times: its burst is spent
+    expect(store.limit('bot', [key(shadow, 's'), key(enforce, 'e')])).toMatchObject({
+      allowed: false,
+      denied: [0, 1],
+      retryAfterUs: 100_000,
+    })
+  })
+
+  it('keeps groups apart', () => {
+    const { store } = clocked()
+    const one = limitSpec(1, 'h', 1, false)
+    expect(store.limit('a', [key(one, 'k')])).toBe(ALLOWED)
+    expect(store.limit('b', [key(one, 'k')])).toBe(ALLOWED)
+    expect(store.limit('a', [key(one, 'k')]).allowed).toBe(false)
+  })
+
+  it('sets a reply-once mark for one interval: the first denial replies, the next ones do not', () => {
+    const { store, advance } = clocked()
+    const spec = limitSpec(20, 'min', 1, false) // T = 3 s
+    const limits = [key(spec, 'c', 'r:c')]
+    store.limit('bot', limits)
+    expect(store.limit('bot', limits).reply).toBe(0)
+    expect(store.limit('bot', limits).reply).toBe(-1)
+    advance(2999)
+    expect(store.limit('bot', limits).reply).toBe(-1)
+    advance(1)
+    // the limit itself passes again at 3 s; spend it, then the next denial replies once more
+    expect(store.limit('bot', limits)).toBe(ALLOWED)
+    expect(store.limit('bot', limits).reply).toBe(0)
+  })
+
+  it('replies for the first denying enforcing limit that has a reply, never for a shadow one', () => {
+    const { store } = clocked()
+    const shadow = limitSpec(1, 'h', 1, true)
+    const plain = limitSpec(1, 'h', 1, false)
+    const replying = limitSpec(1, 'h', 1, false)
+    const limits = [key(shadow, 's', 'r:s'), key(plain, 'p'), key(replying, 'q', 'r:q')]
+    store.limit('bot', limits)
+    expect(store.limit('bot', limits)).toMatchObject({ denied: [0, 1, 2], reply: 2 })
+    expect(store.limit('bot', limits)).toMatchObject({ denied: [0, 1, 2], reply: -1 })
+  })
+
+  it('forgets a key once its TAT has passed, and holds memory when a sender cycles through keys', () => {
+    const { store, advance } = clocked({ maxEntries: 1000 })
+    const spec = limitSpec(10, 's', 1, false)
+    for (let i = 0; i < 100_000; i++) {
+      store.limit('bot', [key(spec, `k${i}`)])
+      advance(1)
+    }
+    expect(store.limitStates).toBeLessThanOrEqual(1000)
+    expect(store.limitStates).toBeLessThan(200) // T is 100 ms: older states are expired and swept
+    expect(store.size).toBe(0) // marks live apart: a flood of limit keys evicts no dedupe mark
+  })
+
+  it('keeps a key that is being denied from eviction by a flood of new keys', () => {
+    const { store } = clocked({ maxEntries: 1000 })
+    const spec = limitSpec(1, 'h', 1, false)
+    store.limit('bot', [key(spec, 'abuser')])
+    for (let i = 0; i < 10_000; i++) {
+      store.limit('bot', [key(spec, `new${i}`)])
+      expect(store.limit('bot', [key(spec, 'abuser')]).allowed).toBe(false)
+    }
   })
 })

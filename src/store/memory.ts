@@ -1,19 +1,30 @@
 /**
  * @module
- * The in-process store: a Map of marks with expiry times, bounded in size.
+ * The in-process store: maps of marks with expiry times, bounded in size. It serves `store:
+ * memory` (one instance) and, under `store.on_error: local`, stands in for Redis while Redis
+ * cannot answer.
  *
- * Expiry is checked when a mark is read (no timer per mark); a sweep on writes, limited in work
- * per call, drops expired marks so memory follows live marks. When `maxEntries` is reached the
- * least recently written mark goes first (the Map keeps insertion order, and a write re-inserts),
- * so a sender cycling through keys can only evict marks, never grow memory.
+ * Expiry is checked when an entry is read (no timer per entry, none per request); a sweep on
+ * writes, limited in work per call, drops expired entries so memory follows live entries. When
+ * `maxEntries` is reached the least recently used entry goes first (the Map keeps insertion order,
+ * and a write or a rate-limit evaluation re-inserts), so a sender cycling through keys can only
+ * evict entries, never grow memory.
+ *
+ * Marks (dedupe, blocks) and rate-limit states live in two maps, each bounded by `maxEntries`:
+ * limit keys are driven by senders (`key: ip` even before authentication), and a flood of them
+ * must not evict the dedupe marks of genuine updates.
+ *
+ * Time is kept in whole microseconds, the unit of GCRA ({@link ./gcra.ts}): a rate-limit state is
+ * its TAT, which is also exactly when it expires (from then on the key behaves as fresh).
  */
 
-import type { Clock, Entry, Store } from './index.js'
-import { systemClock } from './index.js'
+import { conforms, nextTat, waitUs } from './gcra.js'
+import type { Clock, Entry, LimitKey, LimitOutcome, Store } from './index.js'
+import { ALLOWED, systemClock } from './index.js'
 
 export interface MemoryStoreOptions {
   /**
-   * Most marks kept at once.
+   * Most marks kept at once, and separately most rate-limit states.
    * @default 100000
    */
   readonly maxEntries?: number
@@ -22,21 +33,93 @@ export interface MemoryStoreOptions {
 
 interface Mark {
   value: string
+  /** Microseconds since the epoch. */
   expiresAt: number
 }
 
-/** Marks looked at per write to drop expired ones. */
+/** Entries looked at per write to drop expired ones. */
 const SWEEP_PER_WRITE = 4
+
+/** A Map of expiring entries in least-recently-used order, bounded in size. */
+class ExpiringMap {
+  readonly #entries = new Map<string, Mark>()
+  readonly #max: number
+  #sweep: IterableIterator<[string, Mark]> | undefined
+
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /** The live entry of `key`; an expired one is dropped. */
+  live(key: string, now: number): Mark | undefined {
+    const mark = this.#entries.get(key)
+    if (mark === undefined) return undefined
+    if (mark.expiresAt > now) return mark
+    this.#entries.delete(key)
+    return undefined
+  }
+
+  /** Stores `mark` as the most recently used entry, sweeping a little and evicting past the bound. */
+  write(key: string, mark: Mark, now: number): void {
+    this.#entries.delete(key)
+    this.#entries.set(key, mark)
+    this.#sweepSome(now)
+    if (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next()
+      if (!oldest.done) this.#entries.delete(oldest.value)
+    }
+  }
+
+  /** Marks an entry as recently used without changing it. */
+  touch(key: string, mark: Mark): void {
+    this.#entries.delete(key)
+    this.#entries.set(key, mark)
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key)
+  }
+
+  entries(): IterableIterator<[string, Mark]> {
+    return this.#entries.entries()
+  }
+
+  clear(): void {
+    this.#entries.clear()
+  }
+
+  #sweepSome(now: number): void {
+    for (let i = 0; i < SWEEP_PER_WRITE; i++) {
+      this.#sweep ??= this.#entries.entries()
+      const next = this.#sweep.next()
+      if (next.done) {
+        this.#sweep = undefined
+        return
+      }
+      const [key, mark] = next.value
+      if (mark.expiresAt <= now) this.#entries.delete(key)
+    }
+  }
+}
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
-  readonly #marks = new Map<string, Mark>()
-  readonly #maxEntries: number
+  readonly #marks: ExpiringMap
+  readonly #limits: ExpiringMap
   readonly #clock: Clock
-  #sweep: IterableIterator<[string, Mark]> | undefined
+  // Scratch space for limit(): it runs synchronously, so one set of arrays serves every call.
+  readonly #keys: string[] = []
+  readonly #found: (Mark | undefined)[] = []
+  readonly #next: number[] = []
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.#maxEntries = options.maxEntries ?? 100_000
+    const maxEntries = options.maxEntries ?? 100_000
+    this.#marks = new ExpiringMap(maxEntries)
+    this.#limits = new ExpiringMap(maxEntries)
     this.#clock = options.clock ?? systemClock
   }
 
@@ -45,52 +128,30 @@ export class MemoryStore implements Store {
     return this.#marks.size
   }
 
-  #live(key: string, now: number): Mark | undefined {
-    const mark = this.#marks.get(key)
-    if (mark === undefined) return undefined
-    if (mark.expiresAt > now) return mark
-    this.#marks.delete(key)
-    return undefined
+  /** Rate-limit states (and reply-once marks) held now, expired ones not yet swept included. */
+  get limitStates(): number {
+    return this.#limits.size
   }
 
-  #write(key: string, value: string, expiresAt: number, now: number): void {
-    this.#marks.delete(key)
-    this.#marks.set(key, { value, expiresAt })
-    this.#sweepSome(now)
-    if (this.#marks.size > this.#maxEntries) {
-      const oldest = this.#marks.keys().next()
-      if (!oldest.done) this.#marks.delete(oldest.value)
-    }
-  }
-
-  #sweepSome(now: number): void {
-    for (let i = 0; i < SWEEP_PER_WRITE; i++) {
-      this.#sweep ??= this.#marks.entries()
-      const next = this.#sweep.next()
-      if (next.done) {
-        this.#sweep = undefined
-        return
-      }
-      const [key, mark] = next.value
-      if (mark.expiresAt <= now) this.#marks.delete(key)
-    }
+  #now(): number {
+    return Math.round(this.#clock() * 1000)
   }
 
   claim(key: string, value: string, ttlMs: number): string | undefined {
-    const now = this.#clock()
-    const existing = this.#live(key, now)
+    const now = this.#now()
+    const existing = this.#marks.live(key, now)
     if (existing !== undefined) return existing.value
-    this.#write(key, value, now + ttlMs, now)
+    this.#marks.write(key, { value, expiresAt: now + ttlMs * 1000 }, now)
     return undefined
   }
 
   put(key: string, value: string, ttlMs: number): void {
-    const now = this.#clock()
-    this.#write(key, value, now + ttlMs, now)
+    const now = this.#now()
+    this.#marks.write(key, { value, expiresAt: now + ttlMs * 1000 }, now)
   }
 
   read(key: string): string | undefined {
-    return this.#live(key, this.#clock())?.value
+    return this.#marks.live(key, this.#now())?.value
   }
 
   remove(key: string): void {
@@ -98,16 +159,80 @@ export class MemoryStore implements Store {
   }
 
   async list(prefix: string): Promise<Entry[]> {
-    const now = this.#clock()
+    const now = this.#now()
     const entries: Entry[] = []
-    for (const [key, mark] of this.#marks) {
+    for (const [key, mark] of this.#marks.entries()) {
       if (key.startsWith(prefix) && mark.expiresAt > now)
-        entries.push({ key, value: mark.value, ttlMs: mark.expiresAt - now })
+        entries.push({ key, value: mark.value, ttlMs: Math.ceil((mark.expiresAt - now) / 1000) })
     }
     return entries
   }
 
+  limit(group: string, limits: readonly LimitKey[]): LimitOutcome {
+    const now = this.#now()
+    const table = this.#limits
+    const keys = this.#keys
+    const found = this.#found
+    const next = this.#next
+    let denied: number[] | undefined
+    let blocked = false
+    let retry = 0
+    for (let i = 0; i < limits.length; i++) {
+      const { spec, key } = limits[i] as LimitKey
+      const full = `${group}:${key}`
+      const mark = table.live(full, now)
+      const tat = nextTat(mark?.expiresAt, now, spec)
+      keys[i] = full
+      found[i] = mark
+      if (conforms(tat, now, spec)) {
+        next[i] = tat
+      } else {
+        next[i] = -1
+        if (denied === undefined) denied = [i]
+        else denied.push(i)
+        if (!spec.shadow) {
+          blocked = true
+          retry = Math.max(retry, waitUs(tat, now, spec))
+        }
+      }
+    }
+    let reply = -1
+    if (blocked && denied !== undefined) reply = this.#replyOnce(group, limits, denied, now)
+    for (let i = 0; i < limits.length; i++) {
+      const key = keys[i] as string
+      const mark = found[i]
+      const tat = next[i] as number
+      if (!blocked && tat >= 0) {
+        if (mark === undefined) table.write(key, { value: '', expiresAt: tat }, now)
+        else {
+          mark.expiresAt = tat
+          table.touch(key, mark)
+        }
+      } else if (mark !== undefined) {
+        // A key being denied is in use: keep it from being evicted by a flood of new keys.
+        table.touch(key, mark)
+      }
+      found[i] = undefined
+    }
+    if (denied === undefined) return ALLOWED
+    return { allowed: !blocked, denied, retryAfterUs: blocked ? retry : 0, reply }
+  }
+
+  /** The first denying enforcing limit with a reply sets its reply-once mark, unless it is set. */
+  #replyOnce(group: string, limits: readonly LimitKey[], denied: readonly number[], now: number): number {
+    for (const index of denied) {
+      const limit = limits[index] as LimitKey
+      if (limit.spec.shadow || limit.replyKey === undefined) continue
+      const key = `${group}:${limit.replyKey}`
+      if (this.#limits.live(key, now) !== undefined) return -1
+      this.#limits.write(key, { value: '', expiresAt: now + limit.spec.intervalUs }, now)
+      return index
+    }
+    return -1
+  }
+
   async close(): Promise<void> {
     this.#marks.clear()
+    this.#limits.clear()
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type Answer, failure } from '../../pipeline/answer.js'
 import { Exchange } from '../../pipeline/exchange.js'
+import { StoreError } from '../../store/index.js'
 import { MemoryStore } from '../../store/memory.js'
 import { readEnvelope, type Update } from '../../telegram/update.js'
 import { createDedupeCheck, settleDedupe } from './index.js'
@@ -89,5 +90,21 @@ describe('the dedupe check', () => {
     expect(a?.run(new Exchange({} as never, 'r', 0), update)).toBeUndefined()
     expect(b?.run(new Exchange({} as never, 'r', 0), update)).toBeUndefined()
     expect(createDedupeCheck(false, false, { store, bot: 'c', upstreamTimeoutMs: 1000 })).toBeUndefined()
+  })
+})
+
+describe('the dedupe check with a store that cannot answer (on_error: closed)', () => {
+  it('answers 503 store_unavailable, never a drop', async () => {
+    const failing = new MemoryStore()
+    failing.claim = (() => Promise.reject(new StoreError('down'))) as unknown as MemoryStore['claim']
+    const check = createDedupeCheck({ ttl: '1h' }, false, {
+      store: failing,
+      bot: 'b',
+      upstreamTimeoutMs: 1000,
+    })
+    const exchange = new Exchange({} as never, 'r', 0)
+    const verdict = await check?.run(exchange, readEnvelope({ update_id: 1, message: {} }) as Update)
+    expect(verdict).toEqual({ kind: 'reject', status: 503, reason: 'store_unavailable', retryAfter: 5 })
+    expect(exchange.dedupe).toBeUndefined()
   })
 })

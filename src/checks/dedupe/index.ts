@@ -25,6 +25,7 @@ import { isPromise } from '../../pipeline/run.js'
 import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
 import type { Store } from '../../store/index.js'
 import { SectionMode } from '../mode.js'
+import { storeFailure } from '../store.js'
 
 export const dedupeSchema = Type.Union(
   [
@@ -98,7 +99,9 @@ export function createDedupeCheck(
     run(exchange, update) {
       const claim: DedupeClaim = { store, key: `${prefix}${update.id}`, ttlMs }
       const existing = store.claim(claim.key, INFLIGHT, inflightMs)
-      if (isPromise(existing)) return existing.then((value) => verdictFor(value, exchange, claim))
+      // A store that cannot answer (on_error: closed) gets 503 store_unavailable, never a drop.
+      if (isPromise(existing))
+        return existing.then((value) => verdictFor(value, exchange, claim), storeFailure)
       return verdictFor(existing, exchange, claim)
     },
   }

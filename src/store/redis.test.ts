@@ -1,0 +1,287 @@
+/**
+ * The Redis store against the machine's real Redis, under a prefix of its own (removed after):
+ * the claim semantics the dedupe check relies on, the GCRA script computing exactly what the
+ * memory store computes (same injected clock, property-tested), the server's clock, exactness
+ * under concurrent replicas, TTLs on every key, and one round trip per request.
+ */
+
+import fc from 'fast-check'
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  client,
+  keysAndCleanup,
+  RedisServer,
+  redisServerAvailable,
+  SHARED_REDIS_URL,
+  sharedRedisAvailable,
+  testPrefix,
+} from '../../test/helpers/redis.js'
+import type { RedisStoreConfig } from './config.js'
+import { limitSpec } from './gcra.js'
+import { ALLOWED, type Clock, type LimitKey, type LimitSpec } from './index.js'
+import { MemoryStore } from './memory.js'
+import { RedisStore } from './redis.js'
+
+const shared = await sharedRedisAvailable()
+const privateServer = redisServerAvailable()
+
+function config(url: string, prefix: string, overrides: Partial<RedisStoreConfig> = {}): RedisStoreConfig {
+  const { hostname, port } = new URL(url)
+  return {
+    type: 'redis',
+    topology: { mode: 'standalone', endpoint: { host: hostname, port: Number(port || 6379) } },
+    username: undefined,
+    password: undefined,
+    db: 0,
+    tls: false,
+    prefix,
+    timeoutMs: 1000,
+    connectTimeoutMs: 2000,
+    onError: 'closed',
+    maxEntries: 100_000,
+    ...overrides,
+  }
+}
+
+async function open(url: string, prefix: string, clock?: Clock): Promise<RedisStore> {
+  const store = new RedisStore({ config: config(url, prefix), ...(clock === undefined ? {} : { clock }) })
+  expect(await store.waitReady(2000)).toBe(true)
+  return store
+}
+
+const key = (spec: LimitSpec, name: string, replyKey?: string): LimitKey => ({ spec, key: name, replyKey })
+
+describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
+  const prefix = testPrefix('store')
+  let now = 1_800_000_000_000
+  const clock: Clock = () => now
+  let store: RedisStore
+  let clocked: RedisStore
+  let admin: Redis
+
+  beforeAll(async () => {
+    store = await open(SHARED_REDIS_URL, prefix)
+    clocked = await open(SHARED_REDIS_URL, prefix, clock)
+    admin = client(SHARED_REDIS_URL)
+    await admin.connect()
+  })
+
+  afterAll(async () => {
+    // Every key the tests wrote expires by itself: none without a TTL may be left behind.
+    const left = await keysAndCleanup(admin, prefix)
+    await Promise.all([store.close(), clocked.close()])
+    admin.disconnect()
+    expect([...left].filter(([, ttl]) => ttl < 0)).toEqual([])
+  })
+
+  describe('marks', () => {
+    it('claims with SET NX PX: the first claim sets, later ones get the value already there', async () => {
+      expect(await store.claim('d:1', 'inflight', 60_000)).toBeUndefined()
+      expect(await store.claim('d:1', 'other', 60_000)).toBe('inflight')
+      expect(await store.read('d:1')).toBe('inflight')
+      const ttl = await admin.pttl(`${prefix}d:1`)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+    })
+
+    it('puts over a value with a new TTL, removes, and lists under a prefix', async () => {
+      await store.claim('d:2', 'inflight', 1000)
+      await store.put('d:2', 'done', 86_400_000)
+      expect(await store.read('d:2')).toBe('done')
+      expect(await admin.pttl(`${prefix}d:2`)).toBeGreaterThan(1000)
+      await store.put('b:1', 'x', 5000)
+      await store.put('b:2', 'y', 5000)
+      const listed = await store.list('b:')
+      expect(listed.map((entry) => [entry.key, entry.value]).sort()).toEqual([
+        ['b:1', 'x'],
+        ['b:2', 'y'],
+      ])
+      expect(listed.every((entry) => entry.ttlMs > 0 && entry.ttlMs <= 5000)).toBe(true)
+      await store.remove('d:2')
+      expect(await store.read('d:2')).toBeUndefined()
+    })
+
+    it('lets exactly one of three replicas claim each key, however they race', async () => {
+      const replicas = await Promise.all([1, 2, 3].map(() => open(SHARED_REDIS_URL, prefix)))
+      try {
+        const keys = Array.from({ length: 200 }, (_, i) => `race:${i}`)
+        const results = await Promise.all(
+          keys.flatMap((k) => replicas.map((replica, r) => replica.claim(k, `replica-${r}`, 60_000))),
+        )
+        for (let i = 0; i < keys.length; i++) {
+          const answers = results.slice(i * 3, i * 3 + 3)
+          const winners = answers.filter((answer) => answer === undefined)
+          expect(winners).toHaveLength(1)
+          const winner = `replica-${answers.indexOf(undefined)}`
+          expect(answers.filter((answer) => answer !== undefined)).toEqual([winner, winner])
+        }
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()))
+      }
+    })
+  })
+
+  describe('limits', () => {
+    let group = 0
+    const fresh = () => `g${group++}`
+
+    it('computes the exact GCRA numbers with an injected clock', async () => {
+      const g = fresh()
+      const spec = limitSpec(10, 'min', 3, false) // T = 6 s, B = 3
+      const limits = [key(spec, 'a')]
+      for (let i = 0; i < 3; i++) expect(await clocked.limit(g, limits)).toBe(ALLOWED)
+      expect(await clocked.limit(g, limits)).toEqual({
+        allowed: false,
+        denied: [0],
+        retryAfterUs: 6_000_000,
+        reply: -1,
+      })
+      now += 5999.999
+      expect((await clocked.limit(g, limits)).retryAfterUs).toBe(1)
+      now += 0.001
+      expect(await clocked.limit(g, limits)).toBe(ALLOWED)
+      expect((await clocked.limit(g, limits)).retryAfterUs).toBe(6_000_000)
+    })
+
+    it('consumes all or nothing, reports every denial and the longest wait, and replies once', async () => {
+      const g = fresh()
+      const wide = limitSpec(100, 'min', 100, false)
+      const hour = limitSpec(1, 'h', 1, false)
+      const shadow = limitSpec(1, 'day', 1, true)
+      const limits = [key(wide, 'w'), key(shadow, 's'), key(hour, 'h', 'r:h')]
+      expect(await clocked.limit(g, limits)).toBe(ALLOWED)
+      expect(await clocked.limit(g, limits)).toEqual({
+        allowed: false,
+        denied: [1, 2],
+        retryAfterUs: 3_600_000_000,
+        reply: 2,
+      })
+      expect(await clocked.limit(g, limits)).toMatchObject({ denied: [1, 2], reply: -1 })
+      for (let i = 0; i < 99; i++) expect(await clocked.limit(g, [key(wide, 'w')])).toBe(ALLOWED)
+      expect((await clocked.limit(g, [key(wide, 'w')])).allowed).toBe(false)
+    })
+
+    it('computes exactly what the memory store computes, for any sequence (property)', async () => {
+      const specs = [
+        limitSpec(1, 's', 1, false),
+        limitSpec(2, 's', 5, false),
+        limitSpec(10, 'min', 3, false),
+        limitSpec(1, 's', 2, true),
+        limitSpec(30, 'min', 1, false),
+      ]
+      const step = fc.record({
+        advanceMs: fc.oneof(
+          fc.constant(0),
+          fc.integer({ min: 1, max: 4000 }),
+          fc.double({ min: 0, max: 50, noNaN: true }),
+        ),
+        limits: fc.uniqueArray(fc.integer({ min: 0, max: specs.length - 1 }), {
+          minLength: 1,
+          maxLength: specs.length,
+        }),
+      })
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 25 }), async (steps) => {
+          const g = fresh()
+          const memory = new MemoryStore({ clock })
+          for (const { advanceMs, limits } of steps) {
+            now += advanceMs
+            const keys = limits.map((index) =>
+              key(specs[index] as LimitSpec, `k${index}`, index === 4 ? 'r:4' : undefined),
+            )
+            expect(await clocked.limit(g, keys)).toEqual(memory.limit(g, keys))
+          }
+        }),
+        { numRuns: 40 },
+      )
+    })
+
+    it("uses Redis's clock when none is injected", async () => {
+      const g = fresh()
+      const limits = [key(limitSpec(1, 'day', 5, false), 'a')]
+      const outcomes = []
+      for (let i = 0; i < 8; i++) outcomes.push((await store.limit(g, limits)).allowed)
+      expect(outcomes).toEqual([true, true, true, true, true, false, false, false])
+      const retry = (await store.limit(g, limits)).retryAfterUs
+      expect(retry).toBeGreaterThan(86_300_000_000)
+      expect(retry).toBeLessThanOrEqual(86_400_000_000)
+    })
+
+    it('writes its keys under the hash tag of the group, each with a TTL that ends at its TAT', async () => {
+      const g = fresh()
+      const spec = limitSpec(1, 'min', 2, false)
+      await clocked.limit(g, [key(spec, 'l:per-chat:42', 'r:per-chat:42')])
+      await clocked.limit(g, [key(spec, 'l:per-chat:42', 'r:per-chat:42')])
+      await clocked.limit(g, [key(spec, 'l:per-chat:42', 'r:per-chat:42')])
+      expect(await admin.get(`${prefix}{${g}}:l:per-chat:42`)).toBe(
+        String(Math.round(now * 1000) + 120_000_000),
+      )
+      const ttl = await admin.pttl(`${prefix}{${g}}:l:per-chat:42`)
+      expect(ttl).toBeGreaterThan(110_000)
+      expect(ttl).toBeLessThanOrEqual(120_000)
+      const replyTtl = await admin.pttl(`${prefix}{${g}}:r:per-chat:42`)
+      expect(replyTtl).toBeGreaterThan(50_000)
+      expect(replyTtl).toBeLessThanOrEqual(60_000)
+    })
+
+    it('admits exactly the burst when three replicas hammer one key at once', async () => {
+      const g = fresh()
+      const replicas = await Promise.all([1, 2, 3].map(() => open(SHARED_REDIS_URL, prefix)))
+      try {
+        const limits = [key(limitSpec(1, 'day', 50, false), 'hot')]
+        const outcomes = await Promise.all(
+          Array.from({ length: 600 }, (_, i) => (replicas[i % 3] as RedisStore).limit(g, limits)),
+        )
+        expect(outcomes.filter((outcome) => outcome.allowed)).toHaveLength(50)
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()))
+      }
+    })
+  })
+})
+
+describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)', () => {
+  let server: RedisServer
+  let admin: Redis
+  beforeAll(async () => {
+    server = await RedisServer.start()
+    admin = client(server.url)
+    await admin.connect()
+  })
+  afterAll(async () => {
+    admin.disconnect()
+    await server.stop()
+  })
+
+  /** Calls per command since the server started (commands run by scripts included). */
+  async function calls(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>()
+    for (const match of (await admin.info('commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm))
+      counts.set(match[1] as string, Number(match[2]))
+    return counts
+  }
+
+  it('sends one command per limit evaluation, however many limits it holds', async () => {
+    const store = await open(server.url, 'rt:')
+    try {
+      const limits = [
+        key(limitSpec(100, 's', 100, false), 'a', 'r:a'),
+        key(limitSpec(100, 's', 100, false), 'b'),
+        key(limitSpec(100, 's', 100, true), 'c'),
+      ]
+      await store.limit('warm', limits) // the first call on a connection sends the script itself (EVAL)
+      const before = await calls()
+      for (let i = 0; i < 50; i++) await store.limit('bot', limits)
+      const after = await calls()
+      const delta = Object.fromEntries(
+        [...after].map(([name, count]) => [name, count - (before.get(name) ?? 0)]).filter(([, n]) => n !== 0),
+      )
+      // One round trip (EVALSHA) each; inside it the script reads the server's TIME, reads the
+      // three limits with one MGET and SETs each: Redis counts those in commandstats too.
+      expect(delta).toEqual({ evalsha: 50, time: 50, mget: 50, set: 150, info: 1 })
+    } finally {
+      await store.close()
+    }
+  })
+})
