@@ -249,14 +249,38 @@ async function checkInPod(kustomization: ReturnType<typeof readKustomization>, d
   return runCli(['check', ...args.slice(1)], { env: { BOTGATE_CONFIG: '', ...env } })
 }
 
-describe('deploy/kubernetes/sidecar', () => {
-  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/sidecar'))
+/** Every pod template of the layout (Deployments and StatefulSets), with its workload's name. */
+function podTemplates(objects: readonly K8sObject[]): [string, K8sObject][] {
+  return objects
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
+    .map((o) => [o.metadata.name as string, o.spec.template as K8sObject])
+}
+
+/** Whether a NetworkPolicy peer list admits pods with these labels (podSelector only). */
+const admitsPods = (peers: K8sObject[], labels: Record<string, string>) =>
+  peers.some(
+    (peer) => peer.podSelector && !peer.namespaceSelector && isSubset(peer.podSelector.matchLabels, labels),
+  )
+const isSubset = (subset: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(subset).every(([key, value]) => labels[key] === value)
+
+describe.each([
+  { layout: 'sidecar', gatewayDeployment: 'shop-bot', kinds: [] as string[] },
+  { layout: 'shared', gatewayDeployment: 'botgate', kinds: ['HorizontalPodAutoscaler', 'StatefulSet'] },
+])('deploy/kubernetes/$layout', ({ layout, gatewayDeployment, kinds }) => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes', layout))
   const { objects } = kustomization
-  const deployment = find(objects, 'Deployment')
+  const deployment = find(objects, 'Deployment', gatewayDeployment)
   const { spec, container, configMount, config } = podFacts(kustomization, deployment)
-  const bot = (spec.containers as K8sObject[]).find((c) => c.name === 'bot') as K8sObject
   const labels = deployment.spec.template.metadata.labels as Record<string, string>
   const port = (name: string) => (container.ports as K8sObject[]).find((p) => p.name === name)?.containerPort
+  const service = objects.find(
+    (o) =>
+      o.kind === 'Service' && isSubset(o.spec.selector, labels) && o.spec.ports[0].targetPort === 'webhook',
+  ) as K8sObject
+  const gatewayPolicy = objects.find(
+    (o) => o.kind === 'NetworkPolicy' && isSubset(o.spec.podSelector.matchLabels, labels),
+  ) as K8sObject
 
   it('runs the image command with the config from the ConfigMap mount', () => {
     expect(container.command).toBeUndefined() // the image's ENTRYPOINT
@@ -277,30 +301,23 @@ describe('deploy/kubernetes/sidecar', () => {
     expect(annotations['prometheus.io/path']).toBe('/metrics')
   })
 
-  it('keeps the bot on the pod loopback, where the upstream URL points', () => {
-    const upstream = new URL(config.bots[0].upstream.url)
-    expect(upstream.hostname).toBe('127.0.0.1')
-    const env = Object.fromEntries((bot.env as K8sObject[]).map((e) => [e.name, e.value]))
-    expect(env.HOST).toBe('127.0.0.1')
-    expect(env.PORT).toBe(upstream.port)
-    expect(bot.ports).toBeUndefined()
-    // The bot reads the same upstream secret file botgate sends.
-    expect(env.BOTGATE_UPSTREAM_SECRET_FILE).toBe(config.bots[0].upstream.secret_token_file)
-  })
-
-  it('gives both containers a locked-down security context and resources', () => {
-    expect(spec.securityContext.runAsNonRoot).toBe(true)
-    expect(spec.securityContext.runAsUser).toBe(Number(only(runtime, 'USER').split(':')[0]))
-    for (const c of spec.containers as K8sObject[]) {
-      expect(c.securityContext).toMatchObject({
-        allowPrivilegeEscalation: false,
-        readOnlyRootFilesystem: true,
-        capabilities: { drop: ['ALL'] },
-      })
-      expect(c.resources.requests.cpu).toBeDefined()
-      expect(c.resources.requests.memory).toBeDefined()
-      expect(c.resources.limits.memory).toBeDefined()
+  it('locks down every pod and container, and gives each resources', () => {
+    for (const [name, template] of podTemplates(objects)) {
+      expect(template.spec.securityContext.runAsNonRoot, name).toBe(true)
+      expect(template.spec.securityContext.seccompProfile, name).toEqual({ type: 'RuntimeDefault' })
+      expect(template.spec.automountServiceAccountToken, name).toBe(false)
+      for (const c of template.spec.containers as K8sObject[]) {
+        expect(c.securityContext, `${name}/${c.name}`).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        })
+        expect(c.resources.requests.cpu, `${name}/${c.name}`).toBeDefined()
+        expect(c.resources.requests.memory, `${name}/${c.name}`).toBeDefined()
+        expect(c.resources.limits.memory, `${name}/${c.name}`).toBeDefined()
+      }
     }
+    expect(spec.securityContext.runAsUser).toBe(Number(only(runtime, 'USER').split(':')[0]))
   })
 
   it('gives botgate time to drain: grace period > shutdown_grace + preStop pause', () => {
@@ -310,21 +327,25 @@ describe('deploy/kubernetes/sidecar', () => {
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(grace + Number(preStop[1]))
   })
 
-  it('routes the Service, the Ingress, the PDB and the NetworkPolicy to the same pods and ports', () => {
-    const service = find(objects, 'Service')
-    expect(service.spec.selector).toEqual(labels)
+  it('routes the Service, the Ingress, the PDB and the NetworkPolicy to botgate and its ports', () => {
     expect(service.spec.ports).toHaveLength(1) // the webhook only; never the admin port
-    expect(service.spec.ports[0].targetPort).toBe('webhook')
     const ingress = find(objects, 'Ingress')
     const backend = ingress.spec.rules[0].http.paths[0]
     expect(backend.backend.service).toEqual({ name: service.metadata.name, port: { name: 'webhook' } })
-    expect(config.bots[0].path.startsWith(backend.path)).toBe(true)
-    expect(find(objects, 'PodDisruptionBudget').spec.selector.matchLabels).toEqual(labels)
-    const policy = find(objects, 'NetworkPolicy')
-    expect(policy.spec.podSelector.matchLabels).toEqual(labels)
-    const ingressPorts = (policy.spec.ingress as K8sObject[]).map((rule) => rule.ports[0].port)
+    for (const bot of config.bots) expect(bot.path.startsWith(backend.path)).toBe(true)
+    expect(
+      isSubset(
+        (objects.find((o) => o.kind === 'PodDisruptionBudget') as K8sObject).spec.selector.matchLabels,
+        labels,
+      ),
+    ).toBe(true)
+    const ingressPorts = (gatewayPolicy.spec.ingress as K8sObject[]).map((rule) => rule.ports[0].port)
     expect(ingressPorts.sort()).toEqual([port('webhook'), port('admin')].sort())
+    // Only namespaces (the ingress controller, monitoring) may connect: trusted_proxies relies on it.
+    for (const rule of gatewayPolicy.spec.ingress as K8sObject[])
+      for (const peer of rule.from) expect(Object.keys(peer)).toEqual(['namespaceSelector'])
     expect(deployment.spec.selector.matchLabels).toEqual(labels)
+    expect(config.trusted_proxies.length).toBeGreaterThan(0)
   })
 
   it('the config names only files that the mounts provide', () => {
@@ -347,29 +368,119 @@ describe('deploy/kubernetes/sidecar', () => {
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('bot shop (@shop_bot)')
-    expect(result.stdout).toContain('store memory')
+    expect(result.stdout).toContain(`store ${config.store.type}`)
   })
 
   it.skipIf(!HAS_KUBECTL)('builds with kustomize', () => {
-    const dir = path.join(tempDir(), 'sidecar')
+    const dir = path.join(tempDir(), layout)
     execFileSync('cp', ['-r', kustomization.dir, dir])
-    const secrets = placeholderSecrets(kustomization.secrets.get('botgate-secrets') as string[])
-    for (const [name, value] of Object.entries(secrets))
+    const names = [...new Set([...kustomization.secrets.values()].flat())]
+    for (const [name, value] of Object.entries(placeholderSecrets(names)))
       execFileSync('sh', ['-c', `printf '%s' "$1" > "$2"`, 'sh', value, path.join(dir, 'secrets', name)])
     const built = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })
-    const kinds = built.match(/^kind: \S+/gm)?.map((line) => line.slice(6))
-    expect(kinds?.sort()).toEqual(
-      [
-        'ConfigMap',
-        'Deployment',
-        'Ingress',
-        'Namespace',
-        'NetworkPolicy',
-        'PodDisruptionBudget',
-        'Secret',
-        'Service',
-      ].sort(),
+    const builtKinds = new Set(built.match(/^kind: \S+/gm)?.map((line) => line.slice(6)))
+    for (const kind of [
+      'ConfigMap',
+      'Deployment',
+      'Ingress',
+      'Namespace',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+      ...kinds,
+    ])
+      expect(builtKinds).toContain(kind)
+    expect(built).toContain(`namespace: ${find(objects, 'Namespace').metadata.name}`)
+  })
+})
+
+describe('deploy/kubernetes/sidecar: the bot in the pod', () => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/sidecar'))
+  const deployment = find(kustomization.objects, 'Deployment')
+  const { spec, config } = podFacts(kustomization, deployment)
+  const bot = (spec.containers as K8sObject[]).find((c) => c.name === 'bot') as K8sObject
+
+  it('listens on the pod loopback only, where the upstream URL points', () => {
+    const upstream = new URL(config.bots[0].upstream.url)
+    expect(upstream.hostname).toBe('127.0.0.1')
+    const env = Object.fromEntries((bot.env as K8sObject[]).map((e) => [e.name, e.value]))
+    expect(env.HOST).toBe('127.0.0.1')
+    expect(env.PORT).toBe(upstream.port)
+    expect(bot.ports).toBeUndefined()
+    // The bot reads the same upstream secret file botgate sends.
+    expect(env.BOTGATE_UPSTREAM_SECRET_FILE).toBe(config.bots[0].upstream.secret_token_file)
+  })
+})
+
+describe('deploy/kubernetes/shared: the pool, Redis and the bot', () => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/shared'))
+  const { objects } = kustomization
+  const deployment = find(objects, 'Deployment', 'botgate')
+  const { config } = podFacts(kustomization, deployment)
+  const gatewayLabels = deployment.spec.template.metadata.labels
+  const policyOf = (labels: Record<string, string>) =>
+    objects.find(
+      (o) => o.kind === 'NetworkPolicy' && isSubset(o.spec.podSelector.matchLabels, labels),
+    ) as K8sObject
+  const egressPorts = (policy: K8sObject, labels: Record<string, string>) =>
+    (policy.spec.egress as K8sObject[])
+      .filter((rule) => admitsPods(rule.to, labels))
+      .flatMap((rule) => rule.ports.map((p: K8sObject) => p.port))
+
+  it('lets the HorizontalPodAutoscaler own the replica count, from two up', () => {
+    const hpa = find(objects, 'HorizontalPodAutoscaler')
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'botgate' })
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2)
+    expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas)
+    expect(deployment.spec.replicas).toBeUndefined()
+    const cpu = deployment.spec.template.spec.containers[0].resources.requests.cpu
+    expect(cpu).toBeDefined() // utilization is relative to the request
+  })
+
+  it('points the store at the Redis StatefulSet, which only botgate can reach', () => {
+    expect(config.store.type).toBe('redis')
+    const url = new URL(config.store.url)
+    const redisService = find(objects, 'Service', url.hostname)
+    expect(redisService.spec.ports[0].port).toBe(Number(url.port))
+    const redis = find(objects, 'StatefulSet', 'redis')
+    expect(redis.spec.serviceName).toBe(url.hostname)
+    const redisLabels = redis.spec.template.metadata.labels
+    expect(isSubset(redisService.spec.selector, redisLabels)).toBe(true)
+    expect(egressPorts(policyOf(gatewayLabels), redisLabels)).toContain(Number(url.port))
+    const redisPolicy = policyOf(redisLabels)
+    expect(redisPolicy.spec.ingress).toHaveLength(1)
+    expect(admitsPods(redisPolicy.spec.ingress[0].from, gatewayLabels)).toBe(true)
+    expect(redisPolicy.spec.egress).toBeUndefined() // Redis reaches nothing
+    // Redis' password file is the one botgate reads.
+    const command = redis.spec.template.spec.containers[0].command.join(' ')
+    const mount = redis.spec.template.spec.containers[0].volumeMounts.find(
+      (m: K8sObject) => m.name === 'secrets',
     )
-    expect(built).toContain('namespace: shop-bot')
+    expect(command).toContain(`${mount.mountPath}/${path.basename(config.store.password_file)}`)
+    expect(kustomization.secrets.get('redis-secrets')).toEqual([path.basename(config.store.password_file)])
+  })
+
+  it("points the upstream at the bot's Service, which only botgate can reach", () => {
+    const url = new URL(config.bots[0].upstream.url)
+    const botService = find(objects, 'Service', url.hostname)
+    expect(botService.spec.ports[0].port).toBe(Number(url.port))
+    const bot = find(objects, 'Deployment', url.hostname)
+    const botLabels = bot.spec.template.metadata.labels
+    expect(isSubset(botService.spec.selector, botLabels)).toBe(true)
+    const container = bot.spec.template.spec.containers[0]
+    const env = Object.fromEntries((container.env as K8sObject[]).map((e) => [e.name, e.value]))
+    expect(Number(env.PORT)).toBe(container.ports[0].containerPort)
+    expect(egressPorts(policyOf(gatewayLabels), botLabels)).toContain(Number(url.port))
+    const botPolicy = policyOf(botLabels)
+    expect(botPolicy.spec.ingress).toHaveLength(1)
+    expect(admitsPods(botPolicy.spec.ingress[0].from, gatewayLabels)).toBe(true)
+    // The bot reads the upstream secret botgate sends, from its own Secret, and nothing else of botgate's.
+    const secretFile = env.BOTGATE_UPSTREAM_SECRET_FILE as string
+    const mount = container.volumeMounts.find((m: K8sObject) => secretFile.startsWith(`${m.mountPath}/`))
+    const volume = bot.spec.template.spec.volumes.find((v: K8sObject) => v.name === mount.name)
+    expect(path.basename(secretFile)).toBe(path.basename(config.bots[0].upstream.secret_token_file))
+    expect(kustomization.secrets.get(volume.secret.secretName)).toContain(path.basename(secretFile))
+    expect(kustomization.secrets.get(volume.secret.secretName)).not.toContain('shop_secret')
   })
 })

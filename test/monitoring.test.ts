@@ -1,7 +1,7 @@
 /**
- * deploy/monitoring against what botgate really exports: the real CLI serves a few requests of
- * every outcome (forwarded, dropped, rejected, failed, a shadow verdict), its /metrics is
- * scraped, and every PromQL expression of the alert rules and the Grafana dashboard is parsed
+ * deploy/monitoring against what botgate really exports: the real CLI, with the Redis store and
+ * a rate limit, serves a few requests of every outcome (forwarded, dropped, rejected, failed, a
+ * shadow verdict, a limited one), its /metrics is scraped, and every PromQL expression of the alert rules and the Grafana dashboard is parsed
  * with Prometheus' own grammar (lezer-promql) and checked: it is valid PromQL, each metric it
  * selects is a series botgate exports (histograms as _bucket, _sum, _count), each label it matches
  * or groups by is one of that metric's labels (or a target label Prometheus adds), and each
@@ -18,6 +18,7 @@ import { REASONS } from '../src/pipeline/verdict.js'
 import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import { DEPLOY } from './helpers/deploy.js'
 import { RunningGateway, secret } from './helpers/gateway.js'
+import { RedisServer, redisServerAvailable } from './helpers/redis.js'
 import { TestUpstream } from './helpers/upstream.js'
 
 /** Labels Prometheus attaches to every scraped series (the target's). */
@@ -148,8 +149,12 @@ let scrape: Scrape
 let gateway: RunningGateway
 let upstream: TestUpstream
 let failing: TestUpstream
+let redis: RedisServer
+const HAS_REDIS = redisServerAvailable()
 
 beforeAll(async () => {
+  if (!HAS_REDIS) return
+  redis = await RedisServer.start()
   upstream = await TestUpstream.start()
   failing = await TestUpstream.start()
   failing.respond = (_request, response) => {
@@ -166,13 +171,15 @@ beforeAll(async () => {
   gateway = await RunningGateway.start({
     config: `listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
+store: { type: redis, url: "redis://127.0.0.1:${redis.port}", on_error: local }
 bots:
-${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] } }')}${bot('broken', failing.url, '{ sources: { allow: [any] } }')}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}`,
+${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] }, limits: [{ name: per-chat, key: chat, rate: 1/min, burst: 1 }] }')}${bot('broken', failing.url, '{ sources: { allow: [any] } }')}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}`,
   })
   const send = (name: string, body: Record<string, unknown>, headers = telegramHeaders(SECRET)) =>
     post(`${gateway.webhook}/tg/${name}-0123456789abcdef0123`, JSON.stringify(body), headers)
   const statuses = [
     (await send('shop', messageUpdate())).status, // forwarded
+    (await send('shop', messageUpdate())).status, // dropped: rate_limited (the same chat)
     (await send('shop', { update_id: 5, poll: { id: '1' } })).status, // dropped: invalid update / type
     (await send('shop', messageUpdate(), telegramHeaders(secret()))).status, // rejected: bad_secret
     (await send('telegram-only', messageUpdate())).status, // rejected: ip_not_allowed
@@ -180,18 +187,20 @@ ${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [mes
     (await send('shadowed', messageUpdate())).status, // forwarded, with a shadow verdict
     (await post(`${gateway.webhook}/nowhere`, '{}', telegramHeaders(SECRET))).status, // unknown_route
   ]
-  expect(statuses).toEqual([200, 200, 401, 403, 502, 200, 404])
+  expect(statuses).toEqual([200, 200, 200, 401, 403, 502, 200, 404])
   const metrics = await fetch(`${gateway.admin}/metrics`)
   scrape = parseScrape(await metrics.text())
 })
 
 afterAll(async () => {
+  if (!HAS_REDIS) return
   expect(await gateway.stop()).toBe(0)
   await upstream.close()
   await failing.close()
+  await redis.kill()
 })
 
-describe('deploy/monitoring/alerts.yaml', () => {
+describe.skipIf(!HAS_REDIS)('deploy/monitoring/alerts.yaml', () => {
   it('is a rule file of named, documented alerts with a severity', () => {
     expect(rules.length).toBeGreaterThan(5)
     const names = rules.map((rule) => rule.alert)
@@ -216,12 +225,15 @@ describe('deploy/monitoring/alerts.yaml', () => {
       'botgate_upstream_duration_seconds_bucket',
       'botgate_request_duration_seconds_bucket',
       'absent(botgate_build_info)',
+      'botgate_store_up',
+      'botgate_store_errors_total',
+      'botgate_store_fallbacks_total',
     ])
       expect(text).toContain(needed)
   })
 })
 
-describe.each([
+describe.skipIf(!HAS_REDIS).each([
   ['the alert rules', ruleExprs],
   ['the Grafana dashboard', dashboardExprs],
 ])('%s against a real /metrics scrape', (_name, exprs) => {
@@ -260,7 +272,7 @@ describe.each([
   })
 })
 
-describe('the dashboard', () => {
+describe.skipIf(!HAS_REDIS)('the dashboard', () => {
   it('shows every metric botgate exports', () => {
     const shown = new Set(dashboardExprs.flatMap(({ parsed }) => parsed.selectors.map((s) => s.metric)))
     const families = new Set(
@@ -286,6 +298,10 @@ describe('the dashboard', () => {
       'Upstream failures by reason',
       'Config reloads',
       'In flight by bot',
+      'Store up',
+      'Store errors by operation',
+      'Store fallbacks',
+      'Rate limits denied',
     ])
       expect(titles).toContain(title)
   })

@@ -8,7 +8,7 @@
 
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { parseAllDocuments } from 'yaml'
+import { parseAllDocuments, parseDocument } from 'yaml'
 import { ROOT } from './gateway.js'
 
 export interface Instruction {
@@ -224,3 +224,18 @@ export class ContainerFs {
 
 /** The repository path of a file in deploy/. */
 export const DEPLOY = path.join(ROOT, 'deploy')
+
+/**
+ * A shipped config as a test runs it: `overrides` (key path -> value) set with the YAML kept
+ * intact otherwise (listeners on loopback port 0, Redis and upstream at the test's addresses),
+ * and the container's mount paths translated to `fs`.
+ */
+export function deployConfig(
+  file: string,
+  fs: ContainerFs,
+  overrides: readonly [readonly (string | number)[], unknown][],
+): string {
+  const document = parseDocument(readFileSync(file, 'utf8'))
+  for (const [keyPath, value] of overrides) document.setIn(keyPath, value)
+  return fs.translate(document.toString())
+}
