@@ -214,6 +214,11 @@ describe.skipIf(!HAS_REDIS)('deploy/monitoring/alerts.yaml', () => {
     }
   })
 
+  it('is each listed in docs/monitoring.md', () => {
+    const docs = readFileSync(path.join(DEPLOY, '../docs/monitoring.md'), 'utf8')
+    for (const rule of rules) expect(docs).toContain(`| \`${rule.alert}\` | ${rule.labels?.severity} |`)
+  })
+
   it('covers what an operator must hear about', () => {
     const text = rules.map((rule) => rule.expr).join('\n')
     for (const needed of [
