@@ -111,9 +111,11 @@ limits:
 
   it('leaves no key without a TTL', async () => {
     const keys = await keysAndCleanup(admin, prefix)
-    // the chat's state, the shared address's, and one per address of the first test
+    // the chat's state, the shared address's, one per address of the first test, and the dedupe
+    // marks of the updates that were forwarded
     expect(keys.size).toBeGreaterThan(300)
     expect([...keys].filter(([, ttl]) => ttl < 0)).toEqual([])
     expect([...keys.keys()].every((key) => key.startsWith(`${prefix}{bot}:`))).toBe(true)
+    expect([...keys.keys()].some((key) => key.startsWith(`${prefix}{bot}:dedupe:`))).toBe(true)
   })
 })

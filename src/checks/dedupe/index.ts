@@ -92,7 +92,8 @@ export function createDedupeCheck(
   const ttlMs = parseDuration(policy.ttl)
   const inflightMs = deps.upstreamTimeoutMs + INFLIGHT_MARGIN_MS
   const { store } = deps
-  const prefix = `${deps.bot}:dedupe:`
+  // The {bot} hash tag keeps a bot's marks in the slot of its limit keys on Redis Cluster.
+  const prefix = `{${deps.bot}}:dedupe:`
   return {
     name: 'dedupe',
     shadow,
