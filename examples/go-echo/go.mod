@@ -1,0 +1,3 @@
+module example.com/botgate/go-echo
+
+go 1.19

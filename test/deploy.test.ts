@@ -1,0 +1,486 @@
+/**
+ * The deployment files agree with each other and with botgate: the Dockerfile's entry command,
+ * ports, health check, user and build context; the Kubernetes manifests' ports, probes, mounts,
+ * env and selectors against the config they mount; and every shipped config passes
+ * `botgate check` as the container would load it, with placeholder secrets in its mounts.
+ * Docker and a cluster are not available here; what they would read is read the same way.
+ */
+
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
+import {
+  ContainerFs,
+  DEPLOY,
+  dockerignore,
+  execForm,
+  find,
+  flagsAndArgs,
+  inContext,
+  instructions,
+  type K8sObject,
+  parseDockerfile,
+  portOf,
+  readKustomization,
+  type Stage,
+} from './helpers/deploy.js'
+import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
+import { available } from './helpers/process.js'
+import { freePort } from './helpers/upstream.js'
+
+const DOCKERFILE = path.join(DEPLOY, 'Dockerfile')
+const stages = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'))
+const runtime = stages.at(-1) as Stage
+const only = (stage: Stage, keyword: string) => {
+  const found = instructions(stage, keyword)
+  expect(found, keyword).toHaveLength(1)
+  return (found[0] as { text: string }).text
+}
+
+/** What the image runs: ENTRYPOINT followed by CMD. */
+const ENTRY = [...execForm(only(runtime, 'ENTRYPOINT')), ...execForm(only(runtime, 'CMD'))]
+const WORKDIR = only(runtime, 'WORKDIR')
+const CONFIG_PATH = ENTRY[ENTRY.indexOf('--config') + 1] as string
+const HEALTHCHECK = execForm(only(runtime, 'HEALTHCHECK'))
+const HAS_KUBECTL = available('kubectl', ['version', '--client'])
+if (!HAS_KUBECTL) console.warn('deploy/kubernetes: kustomize builds skipped, `kubectl` is not on PATH')
+
+/** Writes placeholder secrets with deploy/make-secrets.sh, as the docs tell users to. */
+function placeholderSecrets(names: readonly string[]): Record<string, string> {
+  const dir = path.join(tempDir(), 'secrets')
+  const random = names.filter((name) => !name.endsWith('_token'))
+  execFileSync('sh', [path.join(DEPLOY, 'make-secrets.sh'), dir, ...random], { stdio: 'pipe' })
+  const files: Record<string, string> = {}
+  for (const name of random) files[name] = readFileSync(path.join(dir, name), 'utf8')
+  // Bot tokens come from @BotFather, not from the script: a token-shaped placeholder.
+  for (const name of names.filter((name) => name.endsWith('_token'))) files[name] = '123456:placeholder-token'
+  return files
+}
+
+describe('deploy/Dockerfile', () => {
+  it('builds in stages: production dependencies, compile, runtime', () => {
+    expect(stages.map((stage) => stage.name)).toEqual(['deps', 'build', 'runtime'])
+    const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(readFileSync(DOCKERFILE, 'utf8'))?.[1]
+    expect(base).toBe('node:20-bookworm-slim') // Node 20, as package.json's engines and CI
+    for (const stage of stages) expect(stage.from).toBe('${NODE_IMAGE}')
+    // The runtime's node_modules come from the stage that installed without dev dependencies.
+    const install = instructions(stages[0] as Stage, 'RUN').map((run) => run.text)
+    expect(install.some((run) => /npm install .*--omit=dev/.test(run))).toBe(true)
+    const copies = instructions(runtime, 'COPY').map((copy) => flagsAndArgs(copy.text))
+    expect(copies.find((copy) => copy.args[0]?.endsWith('node_modules'))?.flags.from).toBe('deps')
+    expect(copies.find((copy) => copy.args[0]?.endsWith('dist'))?.flags.from).toBe('build')
+  })
+
+  it('runs as an unprivileged numeric user (runAsNonRoot can verify it)', () => {
+    const [user, group] = only(runtime, 'USER').split(':')
+    expect(Number(user)).toBeGreaterThan(0)
+    expect(Number(group)).toBeGreaterThan(0)
+  })
+
+  it('runs `botgate serve --config /etc/botgate/gateway.yaml`, the command the tests run', () => {
+    expect(ENTRY).toEqual(['node', '/app/dist/main.js', 'serve', '--config', '/etc/botgate/gateway.yaml'])
+    expect(WORKDIR).toBe('/app')
+    // /app/dist/main.js is the package's bin, copied from the build stage's dist.
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      bin: { botgate: string }
+    }
+    expect(path.posix.join(WORKDIR, pkg.bin.botgate)).toBe(ENTRY[1])
+    // Commands run with `docker compose exec` / `kubectl exec` find the same config.
+    expect(only(runtime, 'ENV')).toContain(`BOTGATE_CONFIG=${CONFIG_PATH}`)
+  })
+
+  it('sends the builder everything it copies, and nothing else of note', () => {
+    const rules = dockerignore(path.join(ROOT, '.dockerignore'))
+    const sources = stages.flatMap((stage) =>
+      instructions(stage, 'COPY')
+        .map((copy) => flagsAndArgs(copy.text))
+        .filter((copy) => copy.flags.from === undefined)
+        .flatMap((copy) => copy.args.slice(0, -1)),
+    )
+    expect(sources).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'package-lock.json',
+        'src',
+        'policies',
+        'gateway.example.yaml',
+      ]),
+    )
+    for (const source of sources) {
+      expect(existsSync(path.join(ROOT, source)), source).toBe(true)
+      expect(inContext(rules, source), source).toBe(true)
+    }
+    for (const file of ['src/main.ts', 'src/config/load.ts', 'policies/default.yaml'])
+      expect(inContext(rules, file), file).toBe(true)
+    for (const file of [
+      'node_modules/hono/package.json',
+      'dist/main.js',
+      '.git/HEAD',
+      'test/cli.test.ts',
+      'src/config/load.test.ts',
+      'examples/python-echo/bot.py',
+      'deploy/compose/secrets/shop_secret',
+      'deploy/kubernetes/sidecar/secrets/shop_secret',
+      'gateway.yaml',
+      '.env',
+    ])
+      expect(inContext(rules, file), file).toBe(false)
+  })
+
+  it('needs at runtime only what the production install provides', () => {
+    const { dependencies } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>
+    }
+    const imported = new Set<string>()
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name)
+        if (entry.isDirectory()) walk(file)
+        else if (file.endsWith('.js'))
+          for (const [, name] of readFileSync(file, 'utf8').matchAll(/from '([^'.][^']*)'/g))
+            if (!name?.startsWith('node:'))
+              imported.add(
+                name?.startsWith('@')
+                  ? name.split('/').slice(0, 2).join('/')
+                  : (name?.split('/')[0] as string),
+              )
+      }
+    }
+    walk(path.join(ROOT, 'dist'))
+    expect(imported.size).toBeGreaterThan(3)
+    for (const name of imported) expect(Object.keys(dependencies), name).toContain(name)
+  })
+
+  it('exposes the webhook and admin ports; its health check asks the admin listener', () => {
+    expect(only(runtime, 'EXPOSE').split(/\s+/).map(Number)).toEqual([8080, 9090])
+    expect(HEALTHCHECK.slice(0, 2)).toEqual(['node', '-e'])
+    expect(HEALTHCHECK[2]).toContain("'http://127.0.0.1:9090/healthz'")
+  })
+
+  describe('the health check command', () => {
+    let gateway: RunningGateway
+    beforeAll(async () => {
+      gateway = await RunningGateway.start({
+        config: `listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+bots:
+  - name: shop
+    path: /tg/shop-0123456789abcdef0123
+    secret_token: ${secret()}
+    upstream: { url: http://127.0.0.1:9/webhook }
+`,
+      })
+    })
+    afterAll(async () => {
+      expect(await gateway.stop()).toBe(0)
+    })
+    const healthcheck = (url: string) =>
+      spawnSync(process.execPath, HEALTHCHECK.slice(1), {
+        env: { ...process.env, BOTGATE_HEALTHCHECK_URL: url },
+        timeout: 15_000,
+      }).status
+
+    it('exits 0 while botgate runs, 1 when nothing answers', async () => {
+      expect(healthcheck(`${gateway.admin}/healthz`)).toBe(0)
+      expect(healthcheck(`http://127.0.0.1:${await freePort()}/healthz`)).toBe(1)
+      expect(healthcheck(`${gateway.admin}/nothing-here`)).toBe(1)
+    })
+  })
+})
+
+/** The values of every `*_file` key in a config: the files botgate reads. */
+function fileKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(fileKeys)
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([key, inner]) =>
+    key.endsWith('_file') && typeof inner === 'string' ? [inner] : fileKeys(inner),
+  )
+}
+
+/** The botgate container of a pod spec, and the config it mounts, loaded as the pod would. */
+function podFacts(kustomization: ReturnType<typeof readKustomization>, deployment: K8sObject) {
+  const spec = deployment.spec.template.spec
+  const container = (spec.containers as K8sObject[]).find((c) => c.name === 'botgate') as K8sObject
+  const configMount = (container.volumeMounts as K8sObject[]).find((mount) =>
+    CONFIG_PATH.startsWith(`${mount.mountPath}/`),
+  ) as K8sObject
+  const configVolume = (spec.volumes as K8sObject[]).find(
+    (volume) => volume.name === configMount.name,
+  ) as K8sObject
+  const configFiles = kustomization.configMaps.get(configVolume.configMap.name) as Map<string, string>
+  const config = parseYaml(
+    readFileSync(configFiles.get(path.basename(CONFIG_PATH)) as string, 'utf8'),
+  ) as K8sObject
+  return { spec, container, configMount, configVolume, configFiles, config }
+}
+
+/**
+ * Loads the pod's botgate config with `botgate check`, as the container would: the ConfigMap's
+ * and the Secret's files at their mount paths (under a temporary root), its env from the
+ * manifest, placeholder secrets.
+ */
+async function checkInPod(kustomization: ReturnType<typeof readKustomization>, deployment: K8sObject) {
+  const { spec, container, configFiles } = podFacts(kustomization, deployment)
+  const fs = new ContainerFs(tempDir())
+  const secretValues = new Map<string, Record<string, string>>()
+  for (const [name, keys] of kustomization.secrets) secretValues.set(name, placeholderSecrets(keys))
+  const configMounts: [string, Map<string, string>][] = []
+  for (const mount of container.volumeMounts as K8sObject[]) {
+    const volume = (spec.volumes as K8sObject[]).find((v) => v.name === mount.name) as K8sObject
+    if (volume.secret) fs.mount(mount.mountPath, secretValues.get(volume.secret.secretName) ?? {})
+    else
+      configMounts.push([mount.mountPath, kustomization.configMaps.get(volume.configMap.name) ?? configFiles])
+  }
+  for (const [mountPath, files] of configMounts)
+    fs.mount(
+      mountPath,
+      Object.fromEntries([...files].map(([key, file]) => [key, fs.translate(readFileSync(file, 'utf8'))])),
+    )
+  const env: Record<string, string> = {}
+  for (const variable of (container.env ?? []) as K8sObject[]) {
+    const ref = variable.valueFrom?.secretKeyRef
+    env[variable.name] = ref ? (secretValues.get(ref.name)?.[ref.key] as string) : fs.path(variable.value)
+    expect(env[variable.name], `${variable.name} resolves`).toBeDefined()
+  }
+  const args = (container.args as string[]).map((arg) => fs.path(arg))
+  expect(args[0]).toBe('serve')
+  return runCli(['check', ...args.slice(1)], { env: { BOTGATE_CONFIG: '', ...env } })
+}
+
+/** Every pod template of the layout (Deployments and StatefulSets), with its workload's name. */
+function podTemplates(objects: readonly K8sObject[]): [string, K8sObject][] {
+  return objects
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
+    .map((o) => [o.metadata.name as string, o.spec.template as K8sObject])
+}
+
+/** Whether a NetworkPolicy peer list admits pods with these labels (podSelector only). */
+const admitsPods = (peers: K8sObject[], labels: Record<string, string>) =>
+  peers.some(
+    (peer) => peer.podSelector && !peer.namespaceSelector && isSubset(peer.podSelector.matchLabels, labels),
+  )
+const isSubset = (subset: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(subset).every(([key, value]) => labels[key] === value)
+
+describe.each([
+  { layout: 'sidecar', gatewayDeployment: 'shop-bot', kinds: [] as string[] },
+  { layout: 'shared', gatewayDeployment: 'botgate', kinds: ['HorizontalPodAutoscaler', 'StatefulSet'] },
+])('deploy/kubernetes/$layout', ({ layout, gatewayDeployment, kinds }) => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes', layout))
+  const { objects } = kustomization
+  const deployment = find(objects, 'Deployment', gatewayDeployment)
+  const { spec, container, configMount, config } = podFacts(kustomization, deployment)
+  const labels = deployment.spec.template.metadata.labels as Record<string, string>
+  const port = (name: string) => (container.ports as K8sObject[]).find((p) => p.name === name)?.containerPort
+  const service = objects.find(
+    (o) =>
+      o.kind === 'Service' && isSubset(o.spec.selector, labels) && o.spec.ports[0].targetPort === 'webhook',
+  ) as K8sObject
+  const gatewayPolicy = objects.find(
+    (o) => o.kind === 'NetworkPolicy' && isSubset(o.spec.podSelector.matchLabels, labels),
+  ) as K8sObject
+
+  it('runs the image command with the config from the ConfigMap mount', () => {
+    expect(container.command).toBeUndefined() // the image's ENTRYPOINT
+    expect(['node', '/app/dist/main.js', ...container.args]).toEqual(ENTRY)
+    expect(configMount.readOnly).toBe(true)
+    expect(configMount.subPath).toBeUndefined() // a subPath mount would never see ConfigMap updates
+    expect(container.env.find((e: K8sObject) => e.name === 'BOTGATE_CONFIG')?.value).toBe(CONFIG_PATH)
+  })
+
+  it('exposes the config ports; probes ask /healthz and /readyz on the admin port', () => {
+    expect(port('webhook')).toBe(portOf(config.listen))
+    expect(port('admin')).toBe(portOf(config.admin.listen))
+    expect(config.admin.listen).toMatch(/^0\.0\.0\.0:/) // the kubelet connects to the pod address
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' })
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' })
+    const annotations = deployment.spec.template.metadata.annotations
+    expect(Number(annotations['prometheus.io/port'])).toBe(port('admin'))
+    expect(annotations['prometheus.io/path']).toBe('/metrics')
+  })
+
+  it('locks down every pod and container, and gives each resources', () => {
+    for (const [name, template] of podTemplates(objects)) {
+      expect(template.spec.securityContext.runAsNonRoot, name).toBe(true)
+      expect(template.spec.securityContext.seccompProfile, name).toEqual({ type: 'RuntimeDefault' })
+      expect(template.spec.automountServiceAccountToken, name).toBe(false)
+      for (const c of template.spec.containers as K8sObject[]) {
+        expect(c.securityContext, `${name}/${c.name}`).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        })
+        expect(c.resources.requests.cpu, `${name}/${c.name}`).toBeDefined()
+        expect(c.resources.requests.memory, `${name}/${c.name}`).toBeDefined()
+        expect(c.resources.limits.memory, `${name}/${c.name}`).toBeDefined()
+      }
+    }
+    expect(spec.securityContext.runAsUser).toBe(Number(only(runtime, 'USER').split(':')[0]))
+  })
+
+  it('gives botgate time to drain: grace period > shutdown_grace + preStop pause', () => {
+    const preStop = container.lifecycle.preStop.exec.command as string[]
+    expect(preStop[0]).toBe('sleep')
+    const grace = Number.parseInt(config.shutdown_grace ?? '20s', 10)
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(grace + Number(preStop[1]))
+  })
+
+  it('routes the Service, the Ingress, the PDB and the NetworkPolicy to botgate and its ports', () => {
+    expect(service.spec.ports).toHaveLength(1) // the webhook only; never the admin port
+    const ingress = find(objects, 'Ingress')
+    const backend = ingress.spec.rules[0].http.paths[0]
+    expect(backend.backend.service).toEqual({ name: service.metadata.name, port: { name: 'webhook' } })
+    for (const bot of config.bots) expect(bot.path.startsWith(backend.path)).toBe(true)
+    expect(
+      isSubset(
+        (objects.find((o) => o.kind === 'PodDisruptionBudget') as K8sObject).spec.selector.matchLabels,
+        labels,
+      ),
+    ).toBe(true)
+    const ingressPorts = (gatewayPolicy.spec.ingress as K8sObject[]).map((rule) => rule.ports[0].port)
+    expect(ingressPorts.sort()).toEqual([port('webhook'), port('admin')].sort())
+    // Only namespaces (the ingress controller, monitoring) may connect: trusted_proxies relies on it.
+    for (const rule of gatewayPolicy.spec.ingress as K8sObject[])
+      for (const peer of rule.from) expect(Object.keys(peer)).toEqual(['namespaceSelector'])
+    expect(deployment.spec.selector.matchLabels).toEqual(labels)
+    expect(config.trusted_proxies.length).toBeGreaterThan(0)
+  })
+
+  it('the config names only files that the mounts provide', () => {
+    const mounted = (container.volumeMounts as K8sObject[]).map((mount) => mount.mountPath as string)
+    const secretMount = (container.volumeMounts as K8sObject[]).find((m) => m.name === 'secrets')?.mountPath
+    const keys = kustomization.secrets.get('botgate-secrets') as string[]
+    const files = fileKeys(config)
+    expect(files.length).toBeGreaterThan(0)
+    for (const file of files) {
+      expect(
+        mounted.some((m) => file.startsWith(`${m}/`)),
+        file,
+      ).toBe(true)
+      if (file.startsWith(`${secretMount}/`)) expect(keys).toContain(path.basename(file))
+    }
+  })
+
+  it('passes `botgate check` as the pod loads it', async () => {
+    const result = await checkInPod(kustomization, deployment)
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('bot shop (@shop_bot)')
+    expect(result.stdout).toContain(`store ${config.store.type}`)
+  })
+
+  it.skipIf(!HAS_KUBECTL)('builds with kustomize', () => {
+    const dir = path.join(tempDir(), layout)
+    execFileSync('cp', ['-r', kustomization.dir, dir])
+    const names = [...new Set([...kustomization.secrets.values()].flat())]
+    for (const [name, value] of Object.entries(placeholderSecrets(names)))
+      execFileSync('sh', ['-c', `printf '%s' "$1" > "$2"`, 'sh', value, path.join(dir, 'secrets', name)])
+    const built = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })
+    const builtKinds = new Set(built.match(/^kind: \S+/gm)?.map((line) => line.slice(6)))
+    for (const kind of [
+      'ConfigMap',
+      'Deployment',
+      'Ingress',
+      'Namespace',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Secret',
+      'Service',
+      ...kinds,
+    ])
+      expect(builtKinds).toContain(kind)
+    expect(built).toContain(`namespace: ${find(objects, 'Namespace').metadata.name}`)
+  })
+})
+
+describe('deploy/kubernetes/sidecar: the bot in the pod', () => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/sidecar'))
+  const deployment = find(kustomization.objects, 'Deployment')
+  const { spec, config } = podFacts(kustomization, deployment)
+  const bot = (spec.containers as K8sObject[]).find((c) => c.name === 'bot') as K8sObject
+
+  it('listens on the pod loopback only, where the upstream URL points', () => {
+    const upstream = new URL(config.bots[0].upstream.url)
+    expect(upstream.hostname).toBe('127.0.0.1')
+    const env = Object.fromEntries((bot.env as K8sObject[]).map((e) => [e.name, e.value]))
+    expect(env.HOST).toBe('127.0.0.1')
+    expect(env.PORT).toBe(upstream.port)
+    expect(bot.ports).toBeUndefined()
+    // The bot reads the same upstream secret file botgate sends.
+    expect(env.BOTGATE_UPSTREAM_SECRET_FILE).toBe(config.bots[0].upstream.secret_token_file)
+  })
+})
+
+describe('deploy/kubernetes/shared: the pool, Redis and the bot', () => {
+  const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/shared'))
+  const { objects } = kustomization
+  const deployment = find(objects, 'Deployment', 'botgate')
+  const { config } = podFacts(kustomization, deployment)
+  const gatewayLabels = deployment.spec.template.metadata.labels
+  const policyOf = (labels: Record<string, string>) =>
+    objects.find(
+      (o) => o.kind === 'NetworkPolicy' && isSubset(o.spec.podSelector.matchLabels, labels),
+    ) as K8sObject
+  const egressPorts = (policy: K8sObject, labels: Record<string, string>) =>
+    (policy.spec.egress as K8sObject[])
+      .filter((rule) => admitsPods(rule.to, labels))
+      .flatMap((rule) => rule.ports.map((p: K8sObject) => p.port))
+
+  it('lets the HorizontalPodAutoscaler own the replica count, from two up', () => {
+    const hpa = find(objects, 'HorizontalPodAutoscaler')
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'botgate' })
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2)
+    expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas)
+    expect(deployment.spec.replicas).toBeUndefined()
+    const cpu = deployment.spec.template.spec.containers[0].resources.requests.cpu
+    expect(cpu).toBeDefined() // utilization is relative to the request
+  })
+
+  it('points the store at the Redis StatefulSet, which only botgate can reach', () => {
+    expect(config.store.type).toBe('redis')
+    const url = new URL(config.store.url)
+    const redisService = find(objects, 'Service', url.hostname)
+    expect(redisService.spec.ports[0].port).toBe(Number(url.port))
+    const redis = find(objects, 'StatefulSet', 'redis')
+    expect(redis.spec.serviceName).toBe(url.hostname)
+    const redisLabels = redis.spec.template.metadata.labels
+    expect(isSubset(redisService.spec.selector, redisLabels)).toBe(true)
+    expect(egressPorts(policyOf(gatewayLabels), redisLabels)).toContain(Number(url.port))
+    const redisPolicy = policyOf(redisLabels)
+    expect(redisPolicy.spec.ingress).toHaveLength(1)
+    expect(admitsPods(redisPolicy.spec.ingress[0].from, gatewayLabels)).toBe(true)
+    expect(redisPolicy.spec.egress).toBeUndefined() // Redis reaches nothing
+    // Redis' password file is the one botgate reads.
+    const command = redis.spec.template.spec.containers[0].command.join(' ')
+    const mount = redis.spec.template.spec.containers[0].volumeMounts.find(
+      (m: K8sObject) => m.name === 'secrets',
+    )
+    expect(command).toContain(`${mount.mountPath}/${path.basename(config.store.password_file)}`)
+    expect(kustomization.secrets.get('redis-secrets')).toEqual([path.basename(config.store.password_file)])
+  })
+
+  it("points the upstream at the bot's Service, which only botgate can reach", () => {
+    const url = new URL(config.bots[0].upstream.url)
+    const botService = find(objects, 'Service', url.hostname)
+    expect(botService.spec.ports[0].port).toBe(Number(url.port))
+    const bot = find(objects, 'Deployment', url.hostname)
+    const botLabels = bot.spec.template.metadata.labels
+    expect(isSubset(botService.spec.selector, botLabels)).toBe(true)
+    const container = bot.spec.template.spec.containers[0]
+    const env = Object.fromEntries((container.env as K8sObject[]).map((e) => [e.name, e.value]))
+    expect(Number(env.PORT)).toBe(container.ports[0].containerPort)
+    expect(egressPorts(policyOf(gatewayLabels), botLabels)).toContain(Number(url.port))
+    const botPolicy = policyOf(botLabels)
+    expect(botPolicy.spec.ingress).toHaveLength(1)
+    expect(admitsPods(botPolicy.spec.ingress[0].from, gatewayLabels)).toBe(true)
+    // The bot reads the upstream secret botgate sends, from its own Secret, and nothing else of botgate's.
+    const secretFile = env.BOTGATE_UPSTREAM_SECRET_FILE as string
+    const mount = container.volumeMounts.find((m: K8sObject) => secretFile.startsWith(`${m.mountPath}/`))
+    const volume = bot.spec.template.spec.volumes.find((v: K8sObject) => v.name === mount.name)
+    expect(path.basename(secretFile)).toBe(path.basename(config.bots[0].upstream.secret_token_file))
+    expect(kustomization.secrets.get(volume.secret.secretName)).toContain(path.basename(secretFile))
+    expect(kustomization.secrets.get(volume.secret.secretName)).not.toContain('shop_secret')
+  })
+})
