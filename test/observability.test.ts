@@ -89,6 +89,44 @@ describe('the request log line', () => {
     expect(everything).not.toContain(MESSAGE_TEXT)
     expect(everything).not.toContain('Bearer abc')
   })
+
+  it('carries the text or caption only with log.message_text: true, escaped', async () => {
+    const logged = await RunningGateway.start({
+      config: botConfig({ upstream: upstream.url, secret: SECRET, top: 'log: { message_text: true }' }),
+    })
+    try {
+      const text = `${MESSAGE_TEXT} "quoted" \\ \n line`
+      const cases = [
+        [messageUpdate({ text }), text],
+        [
+          {
+            update_id: 7,
+            channel_post: { message_id: 1, date: 1, chat: { id: -100, type: 'channel' }, caption: text },
+          },
+          text,
+        ],
+        [
+          {
+            update_id: 8,
+            callback_query: {
+              id: 'q',
+              from: { id: 1, is_bot: false, first_name: 'A' },
+              chat_instance: 'c',
+              data: text,
+            },
+          },
+          undefined,
+        ],
+      ] as const
+      for (const [update, expected] of cases) {
+        const reply = await post(`${logged.webhook}${PATH}`, JSON.stringify(update), telegramHeaders(SECRET))
+        const line = await logged.requestLine(reply.headers['x-request-id'] as string)
+        expect(line.text).toBe(expected)
+      }
+    } finally {
+      await logged.stop()
+    }
+  })
 })
 
 describe('the admin listener', () => {

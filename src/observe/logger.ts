@@ -6,6 +6,7 @@
  */
 
 import { type DestinationStream, type Logger, pino } from 'pino'
+import { LogDestination } from './log-destination.js'
 
 export type { Logger }
 
@@ -28,16 +29,28 @@ export const REDACT_PATHS = [
   'bot.secretToken',
 ]
 
-/**
- * Log lines are buffered and written in batches of about 4 KiB (or every 250 ms when traffic is
- * light): one write system call per request would cost more CPU than the gateway's own work.
- * pino flushes the buffer when the process exits; {@link flushLogger} does it on shutdown.
- */
+/** Standard output, batched: see {@link LogDestination}. Flushed when the process exits. */
 export function stdoutDestination(): DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: 250 })
-  // pino flushes only asynchronous destinations at exit by itself; this one holds lines too.
+  const destination = new LogDestination(1)
   process.once('exit', () => destination.flushSync())
   return destination
+}
+
+let isoSecond = Number.NaN
+let isoPrefix = ''
+
+/**
+ * pino's `timestamp` option: `,"time":"2026-11-21T15:49:17.022Z"`, as pino's own isoTime writes it,
+ * formatting the date only once per second (a Date and toISOString per line cost a tenth of the line).
+ */
+export function isoTime(now = Date.now()): string {
+  const second = Math.floor(now / 1000)
+  if (second !== isoSecond) {
+    isoSecond = second
+    isoPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`
+  }
+  const ms = now - second * 1000
+  return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`
 }
 
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
@@ -45,7 +58,7 @@ export function createLogger(level: string, destination: DestinationStream = std
     {
       level,
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => isoTime(),
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,47 +1,84 @@
 /**
  * @module
  * The end of every request: one log line with the fields of SPEC section 7, and the metrics.
- * The line is built from an explicit list of fields: no header, token or message text can reach it.
+ *
+ * The line is a pino JSON line, in the format of the gateway's logger (see {@link ./logger.ts}),
+ * written to the logger's own destination. It is serialized here, field by field, rather than by
+ * pino: its fields are fixed, and pino's generic serializer, shared with every other log call in
+ * the process, measured at a fifth of the gateway's CPU per request (a line built here costs a
+ * tenth of that). Being an explicit list, it also keeps headers, tokens and message text out by
+ * construction; text and captions appear only with `log.message_text: true`.
  */
 
+import { type DestinationStream, pino } from 'pino'
 import type { Answer } from '../pipeline/answer.js'
 import type { Exchange } from '../pipeline/exchange.js'
-import type { Logger } from './logger.js'
+import type { Update } from '../telegram/update.js'
+import { isoTime, type Logger } from './logger.js'
 import type { BotMetrics } from './metrics.js'
 
-export function recordRequest(
-  logger: Logger,
-  bot: string,
-  metrics: BotMetrics,
-  exchange: Exchange,
-  answer: Answer,
-): void {
-  const ms = performance.now() - exchange.startedAt
-  metrics.request(answer.reason, answer.outcome)
-  // One field increment for the alert monitor, which reads the counts on its own timer.
-  metrics.alerts.count(answer.reason)
-  metrics.duration.observe(ms / 1000)
-  const would = exchange.would
-  if (would !== undefined) for (const reason of would) metrics.shadow(reason)
-  const update = exchange.update
-  const line = {
-    bot,
-    reason: answer.reason,
-    status: answer.status,
-    ms: Math.round(ms * 1000) / 1000,
-    update_id: update?.id,
-    update_type: update?.type,
-    chat_id: update?.chatId,
-    user_id: update?.userId,
-    command: update?.commands[0]?.name,
-    ip: exchange.client?.text,
-    request_id: exchange.requestId,
-    would,
-    detail: exchange.detail,
-    upstream_status: exchange.upstreamStatus,
-    upstream_ms:
-      exchange.upstreamMs === undefined ? undefined : Math.round(exchange.upstreamMs * 1000) / 1000,
+/** Milliseconds, to the microsecond. */
+function ms(value: number): number {
+  return Math.round(value * 1000) / 1000
+}
+
+/** The message text or caption of a message-bearing update, when it has one. */
+function textOf(update: Update): string | undefined {
+  const message = update.message
+  if (message === undefined) return undefined
+  const text = message.text ?? message.caption
+  return typeof text === 'string' ? text : undefined
+}
+
+export class RequestLog {
+  readonly #logger: Logger
+  readonly #destination: DestinationStream
+  readonly #messageText: boolean
+  /** The logger's base fields, as its lines carry them. */
+  readonly #base: string
+
+  constructor(logger: Logger, options: { messageText: boolean }) {
+    this.#logger = logger
+    this.#destination = (logger as unknown as Record<symbol, DestinationStream>)[
+      pino.symbols.streamSym
+    ] as DestinationStream
+    this.#messageText = options.messageText
+    this.#base = `,"pid":${process.pid}`
   }
-  if (answer.status >= 500) logger.warn(line, 'request')
-  else logger.info(line, 'request')
+
+  /** Counts the request in `metrics` and writes its log line. */
+  record(bot: string, metrics: BotMetrics, exchange: Exchange, answer: Answer): void {
+    const elapsed = performance.now() - exchange.startedAt
+    metrics.request(answer.reason, answer.outcome)
+    // One field increment for the alert monitor, which reads the counts on its own timer.
+    metrics.alerts.count(answer.reason)
+    metrics.duration.observe(elapsed / 1000)
+    const would = exchange.would
+    if (would !== undefined) for (const reason of would) metrics.shadow(reason)
+
+    const level = answer.status >= 500 ? 'warn' : 'info'
+    if (!this.#logger.isLevelEnabled(level)) return
+    // Reasons and request ids are the gateway's own ASCII; anything that came from outside (bot
+    // names, update types, commands, an unparsable X-Forwarded-For entry, notes) is JSON.stringify'd.
+    let line = `{"level":"${level}"${isoTime()}${this.#base},"bot":${JSON.stringify(bot)},"reason":"${answer.reason}","status":${answer.status},"ms":${ms(elapsed)}`
+    const update = exchange.update
+    if (update !== undefined) {
+      line += `,"update_id":${update.id},"update_type":${JSON.stringify(update.type)}`
+      if (update.chatId !== undefined) line += `,"chat_id":${update.chatId}`
+      if (update.userId !== undefined) line += `,"user_id":${update.userId}`
+      const command = update.commands[0]
+      if (command !== undefined) line += `,"command":${JSON.stringify(command.name)}`
+      if (this.#messageText) {
+        const text = textOf(update)
+        if (text !== undefined) line += `,"text":${JSON.stringify(text)}`
+      }
+    }
+    if (exchange.client !== undefined) line += `,"ip":${JSON.stringify(exchange.client.text)}`
+    line += `,"request_id":"${exchange.requestId}"`
+    if (would !== undefined) line += `,"would":${JSON.stringify(would)}`
+    if (exchange.detail !== undefined) line += `,"detail":${JSON.stringify(exchange.detail)}`
+    if (exchange.upstreamStatus !== undefined) line += `,"upstream_status":${exchange.upstreamStatus}`
+    if (exchange.upstreamMs !== undefined) line += `,"upstream_ms":${ms(exchange.upstreamMs)}`
+    this.#destination.write(`${line},"msg":"request"}\n`)
+  }
 }

@@ -14,7 +14,7 @@ import { Hono } from 'hono'
 import { settleDedupe } from '../checks/dedupe/index.js'
 import type { Logger } from '../observe/logger.js'
 import { type BotMetrics, NO_BOT } from '../observe/metrics.js'
-import { recordRequest } from '../observe/record.js'
+import type { RequestLog } from '../observe/record.js'
 import { type Answer, failure } from '../pipeline/answer.js'
 import { Exchange } from '../pipeline/exchange.js'
 import { handle } from '../pipeline/handle.js'
@@ -27,6 +27,8 @@ export interface AppDeps {
   readonly bots: readonly BotPipeline[]
   readonly resolver: ClientIpResolver
   readonly logger: Logger
+  /** Each request's log line and metrics. */
+  readonly requests: RequestLog
   /** Metrics of requests that matched no bot. */
   readonly unrouted: BotMetrics
   /** Called when a request starts and when its answer has been sent, for draining on reload and shutdown. */
@@ -65,7 +67,7 @@ function forwardedProto(exchange: Exchange): string {
 
 export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>()
-  const { logger, resolver, track, draining } = deps
+  const { logger, requests, resolver, track, draining } = deps
 
   const begin = (incoming: HttpBindings['incoming']) => {
     const exchange = new Exchange(incoming, randomUUID(), performance.now())
@@ -81,7 +83,7 @@ export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }>
     outgoing: Outgoing,
   ) => {
     if (exchange.dedupe !== undefined) settleDedupe(exchange.dedupe, answer, storeFailed)
-    recordRequest(logger, name, metrics, exchange, answer)
+    requests.record(name, metrics, exchange, answer)
     return toResponse(exchange, answer, outgoing, draining())
   }
 

@@ -22,6 +22,7 @@ import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { Alerts } from '../observe/alerts/index.js'
 import { createLogger, flushLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
+import { RequestLog } from '../observe/record.js'
 import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compile.js'
 import { ClientIpResolver } from '../request/client-ip.js'
 import type { Store } from '../store/index.js'
@@ -54,6 +55,7 @@ class Generation {
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
       logger,
+      requests: new RequestLog(logger, { messageText: config.log.message_text }),
       unrouted: deps.metrics.bot(NO_BOT),
       track: (delta) => {
         this.#active += delta

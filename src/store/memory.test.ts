@@ -51,6 +51,21 @@ describe('MemoryStore', () => {
     expect(store.read('d')).toBe('d')
   })
 
+  it('keeps evicting in least-recently-written order over many passes of a full store', () => {
+    // Eviction walks a kept iterator: it must survive rewrites, removals and its own exhaustion.
+    const { store } = clocked({ maxEntries: 4 })
+    for (let i = 0; i < 1000; i++) {
+      store.put(`k${i}`, String(i), 60_000)
+      if (i % 3 === 0) store.put('keep', String(i), 60_000) // rewritten often: never the oldest
+      if (i % 11 === 0) store.remove(`k${i - 1}`)
+    }
+    expect(store.size).toBeLessThanOrEqual(4)
+    expect(store.read('keep')).toBe('999')
+    expect(store.read('k999')).toBe('999')
+    expect(store.read('k998')).toBe('998')
+    expect(store.read('k990')).toBeUndefined()
+  })
+
   it('holds memory to the live marks when a sender cycles through keys', () => {
     const { store, advance } = clocked({ maxEntries: 1000 })
     for (let i = 0; i < 100_000; i++) {
