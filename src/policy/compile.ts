@@ -23,6 +23,7 @@ import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
 import { createSigner } from '../forward/sign.js'
 import { Upstream } from '../forward/upstream.js'
+import type { Logger } from '../observe/logger.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
 import type { Store } from '../store/index.js'
@@ -45,6 +46,8 @@ export interface CompileDeps {
   readonly store: Store
   /** Runtime blocks (admin API); held by the gateway across reloads, like the store. */
   readonly blocks: Blocks
+  /** Where store failures off the request path (dedupe marks not settled) are reported. */
+  readonly logger: Logger
 }
 
 function present<T>(checks: readonly (T | undefined)[]): T[] {
@@ -81,6 +84,7 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
       store: deps.store,
       bot: bot.name,
       upstreamTimeoutMs: bot.upstream.timeoutMs,
+      onError: (error) => deps.logger.warn({ bot: bot.name, err: error }, 'dedupe mark not settled'),
     }),
     /* 11 */ createCommandsCheck(
       policy.commands,

@@ -74,7 +74,6 @@ export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }>
     exchange.client = resolver.resolve(incoming.socket.remoteAddress, incoming.headers['x-forwarded-for'])
     return exchange
   }
-  const storeFailed = (error: unknown) => logger.warn({ err: error }, 'dedupe mark not settled')
   const finish = (
     name: string,
     metrics: BotMetrics,
@@ -82,7 +81,7 @@ export function buildWebhookApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }>
     answer: Answer,
     outgoing: Outgoing,
   ) => {
-    if (exchange.dedupe !== undefined) settleDedupe(exchange.dedupe, answer, storeFailed)
+    if (exchange.dedupe !== undefined) settleDedupe(exchange.dedupe, answer)
     requests.record(name, metrics, exchange, answer)
     return toResponse(exchange, answer, outgoing, draining())
   }

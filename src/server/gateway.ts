@@ -207,7 +207,7 @@ export class Gateway {
   }
 
   #deps(): CompileDeps {
-    return { metrics: this.metrics, store: this.store, blocks: this.blocks }
+    return { metrics: this.metrics, store: this.store, blocks: this.blocks, logger: this.logger }
   }
 
   get config(): GatewayConfig {

@@ -90,6 +90,12 @@ for _, d in ipairs(denied) do out[#out + 1] = d end
 return out
 `
 
+/** `SET key value PX ttl` for every key: many marks in one round trip. ARGV: value, ttl (ms). */
+export const PUT_ALL_SCRIPT = `
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+return #KEYS
+`
+
 /**
  * `SET key value NX PX ttl`, answering the value already there when it did not set: a claim in one
  * round trip. (Redis 7 can say `SET ... NX GET`; this form works on every version.)

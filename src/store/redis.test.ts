@@ -102,6 +102,16 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
       expect(await store.read('d:2')).toBeUndefined()
     })
 
+    it('puts many marks of one hash tag in one command, each with the TTL', async () => {
+      const keys = ['{b}:dedupe:1', '{b}:dedupe:2', '{b}:dedupe:3']
+      await store.claim(keys[0] as string, 'inflight', 1000)
+      await store.putAll(keys, 'done', 86_400_000)
+      for (const key of keys) {
+        expect(await store.read(key)).toBe('done')
+        expect(await admin.pttl(`${prefix}${key}`)).toBeGreaterThan(86_000_000)
+      }
+    })
+
     it('lets exactly one of three replicas claim each key, however they race', async () => {
       const replicas = await Promise.all([1, 2, 3].map(() => open(SHARED_REDIS_URL, prefix)))
       try {

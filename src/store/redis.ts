@@ -38,7 +38,7 @@ import {
   type Store,
   StoreError,
 } from './index.js'
-import { CLAIM_SCRIPT, LIMIT_SCRIPT } from './lua.js'
+import { CLAIM_SCRIPT, LIMIT_SCRIPT, PUT_ALL_SCRIPT } from './lua.js'
 
 /** Longest wait between reconnection attempts. */
 export const MAX_BACKOFF_MS = 2000
@@ -66,6 +66,7 @@ export interface RedisStoreOptions {
 interface Scripts {
   botgateLimit(...args: (string | number)[]): Promise<number[]>
   botgateClaim(key: string, value: string, ttlMs: number): Promise<string | null>
+  botgatePutAll(...args: (string | number)[]): Promise<number>
 }
 
 type Client = (Redis | Cluster) & Scripts
@@ -154,6 +155,7 @@ export class RedisStore implements Store {
     const client = connect(config) as Client
     client.defineCommand('botgateLimit', { lua: LIMIT_SCRIPT })
     client.defineCommand('botgateClaim', { lua: CLAIM_SCRIPT, numberOfKeys: 1 })
+    client.defineCommand('botgatePutAll', { lua: PUT_ALL_SCRIPT })
     const events = options.events
     // An 'error' listener is required: without one ioredis prints every connection error itself.
     client.on('error', (error: Error) => {
@@ -232,6 +234,13 @@ export class RedisStore implements Store {
 
   put(key: string, value: string, ttlMs: number): Promise<void> {
     return this.#timed(this.#client.set(this.#prefix + key, value, 'PX', ttlMs)).then(() => undefined)
+  }
+
+  putAll(keys: readonly string[], value: string, ttlMs: number): Promise<void> {
+    const prefixed = keys.map((key) => this.#prefix + key)
+    return this.#timed(this.#client.botgatePutAll(prefixed.length, ...prefixed, value, ttlMs)).then(
+      () => undefined,
+    )
   }
 
   read(key: string): Promise<string | undefined> {

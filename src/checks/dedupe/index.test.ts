@@ -6,10 +6,19 @@ import { MemoryStore } from '../../store/memory.js'
 import { readEnvelope, type Update } from '../../telegram/update.js'
 import { createDedupeCheck, settleDedupe } from './index.js'
 
+const noError = (error: unknown) => {
+  throw error
+}
+
 function setup(ttl = '1h') {
   let now = 0
   const store = new MemoryStore({ clock: () => now })
-  const check = createDedupeCheck({ ttl }, false, { store, bot: 'b', upstreamTimeoutMs: 5000 })
+  const check = createDedupeCheck({ ttl }, false, {
+    store,
+    bot: 'b',
+    upstreamTimeoutMs: 5000,
+    onError: noError,
+  })
   const update = (id: number) => readEnvelope({ update_id: id, message: {} }) as Update
   const run = (id: number) => {
     const exchange = new Exchange({} as never, 'r', 0)
@@ -29,10 +38,6 @@ const OK: Answer = {
 }
 const DROPPED: Answer = { ...OK, reason: 'command_not_allowed', outcome: 'dropped' }
 const FAILED = failure(502, 'upstream_unreachable', 'failed')
-const noError = (error: unknown) => {
-  throw error
-}
-
 describe('the dedupe check', () => {
   it('lets the first copy through, holding an in-flight mark', () => {
     const { run, store } = setup()
@@ -51,7 +56,7 @@ describe('the dedupe check', () => {
   it('drops a copy of a delivered update with 200, for ttl', () => {
     const { run, advance } = setup('1h')
     const first = run(1)
-    settleDedupe(first.exchange.dedupe!, OK, noError)
+    settleDedupe(first.exchange.dedupe!, OK)
     expect(run(1).verdict).toEqual({ kind: 'drop', reason: 'duplicate_update' })
     advance(3_599_999)
     expect(run(1).verdict).toMatchObject({ reason: 'duplicate_update' })
@@ -62,14 +67,14 @@ describe('the dedupe check', () => {
   it('counts an update dropped by a later check as done', () => {
     const { run } = setup()
     const first = run(1)
-    settleDedupe(first.exchange.dedupe!, DROPPED, noError)
+    settleDedupe(first.exchange.dedupe!, DROPPED)
     expect(run(1).verdict).toMatchObject({ kind: 'drop', reason: 'duplicate_update' })
   })
 
   it('releases the mark when the forward failed, so the redelivery goes through', () => {
     const { run } = setup()
     const first = run(1)
-    settleDedupe(first.exchange.dedupe!, FAILED, noError)
+    settleDedupe(first.exchange.dedupe!, FAILED)
     expect(run(1).verdict).toBeUndefined()
   })
 
@@ -84,12 +89,24 @@ describe('the dedupe check', () => {
 
   it('keeps ids of different bots apart, and is absent with dedupe: false', () => {
     const store = new MemoryStore()
-    const a = createDedupeCheck({ ttl: '1h' }, false, { store, bot: 'a', upstreamTimeoutMs: 1000 })
-    const b = createDedupeCheck({ ttl: '1h' }, false, { store, bot: 'b', upstreamTimeoutMs: 1000 })
+    const a = createDedupeCheck({ ttl: '1h' }, false, {
+      store,
+      bot: 'a',
+      upstreamTimeoutMs: 1000,
+      onError: noError,
+    })
+    const b = createDedupeCheck({ ttl: '1h' }, false, {
+      store,
+      bot: 'b',
+      upstreamTimeoutMs: 1000,
+      onError: noError,
+    })
     const update = readEnvelope({ update_id: 7, message: {} }) as Update
     expect(a?.run(new Exchange({} as never, 'r', 0), update)).toBeUndefined()
     expect(b?.run(new Exchange({} as never, 'r', 0), update)).toBeUndefined()
-    expect(createDedupeCheck(false, false, { store, bot: 'c', upstreamTimeoutMs: 1000 })).toBeUndefined()
+    expect(
+      createDedupeCheck(false, false, { store, bot: 'c', upstreamTimeoutMs: 1000, onError: noError }),
+    ).toBeUndefined()
   })
 })
 
@@ -101,10 +118,43 @@ describe('the dedupe check with a store that cannot answer (on_error: closed)', 
       store: failing,
       bot: 'b',
       upstreamTimeoutMs: 1000,
+      onError: noError,
     })
     const exchange = new Exchange({} as never, 'r', 0)
     const verdict = await check?.run(exchange, readEnvelope({ update_id: 1, message: {} }) as Update)
     expect(verdict).toEqual({ kind: 'reject', status: 503, reason: 'store_unavailable', retryAfter: 5 })
     expect(exchange.dedupe).toBeUndefined()
+  })
+})
+
+describe('done marks on a shared store (redis)', () => {
+  it('are set together, with one command, after the answers of one loop iteration', async () => {
+    const inner = new MemoryStore()
+    const calls: string[][] = []
+    const shared = Object.assign(Object.create(inner) as MemoryStore, {
+      kind: 'redis',
+      claim: (key: string, value: string, ttlMs: number) => Promise.resolve(inner.claim(key, value, ttlMs)),
+      putAll: (keys: readonly string[], value: string, ttlMs: number) => {
+        calls.push([...keys])
+        return Promise.resolve(inner.putAll(keys, value, ttlMs))
+      },
+    })
+    const check = createDedupeCheck({ ttl: '1h' }, false, {
+      store: shared,
+      bot: 'b',
+      upstreamTimeoutMs: 1000,
+      onError: noError,
+    })
+    const claims = []
+    for (const id of [1, 2, 3]) {
+      const exchange = new Exchange({} as never, 'r', 0)
+      await check?.run(exchange, readEnvelope({ update_id: id, message: {} }) as Update)
+      claims.push(exchange.dedupe!)
+    }
+    for (const claim of claims) settleDedupe(claim, OK)
+    expect(inner.read('{b}:dedupe:1')).toBe('inflight') // until the next iteration
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(calls).toEqual([['{b}:dedupe:1', '{b}:dedupe:2', '{b}:dedupe:3']])
+    expect(inner.read('{b}:dedupe:3')).toBe('done')
   })
 })

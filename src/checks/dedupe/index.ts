@@ -23,7 +23,7 @@ import type { UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
-import type { Store } from '../../store/index.js'
+import type { Maybe, Store } from '../../store/index.js'
 import { SectionMode } from '../mode.js'
 import { storeFailure } from '../store.js'
 
@@ -66,9 +66,56 @@ const IN_FLIGHT = reject(503, 'duplicate_update', DUPLICATE_RETRY_AFTER)
 
 /** The dedupe mark a request holds, to settle once its answer is known. */
 export interface DedupeClaim {
-  readonly store: Store
+  readonly marks: DoneMarks
   readonly key: string
-  readonly ttlMs: number
+}
+
+/**
+ * Sets one bot's `done` marks. With a store that answers synchronously (memory) each is set at
+ * once; with Redis, the marks settled in one event-loop iteration (the answers sent in it) are set
+ * together in the next, with one command: settling is off every answer's path, and one command
+ * for several updates instead of one each is a round trip less per update under load. Until then
+ * the mark says in flight, so a copy arriving in that instant is asked to retry, never forwarded.
+ */
+export class DoneMarks {
+  readonly store: Store
+  readonly #ttlMs: number
+  readonly #onError: (error: unknown) => void
+  #pending: string[] = []
+
+  constructor(store: Store, ttlMs: number, onError: (error: unknown) => void) {
+    this.store = store
+    this.#ttlMs = ttlMs
+    this.#onError = onError
+  }
+
+  done(key: string): void {
+    if (this.store.kind === 'memory') {
+      this.#settle(() => this.store.put(key, DONE, this.#ttlMs))
+      return
+    }
+    if (this.#pending.length === 0) setImmediate(() => this.#flush())
+    this.#pending.push(key)
+  }
+
+  release(key: string): void {
+    this.#settle(() => this.store.remove(key))
+  }
+
+  #flush(): void {
+    const keys = this.#pending
+    this.#pending = []
+    this.#settle(() => this.store.putAll(keys, DONE, this.#ttlMs))
+  }
+
+  #settle(write: () => Maybe<void>): void {
+    try {
+      const result = write()
+      if (isPromise(result)) result.catch(this.#onError)
+    } catch (error) {
+      this.#onError(error)
+    }
+  }
 }
 
 function verdictFor(
@@ -86,10 +133,10 @@ function verdictFor(
 export function createDedupeCheck(
   policy: DedupePolicy,
   shadow: boolean,
-  deps: { store: Store; bot: string; upstreamTimeoutMs: number },
+  deps: { store: Store; bot: string; upstreamTimeoutMs: number; onError: (error: unknown) => void },
 ): UpdateCheck | undefined {
   if (policy === false) return undefined
-  const ttlMs = parseDuration(policy.ttl)
+  const marks = new DoneMarks(deps.store, parseDuration(policy.ttl), deps.onError)
   const inflightMs = deps.upstreamTimeoutMs + INFLIGHT_MARGIN_MS
   const { store } = deps
   // The {bot} hash tag keeps a bot's marks in the slot of its limit keys on Redis Cluster.
@@ -98,7 +145,7 @@ export function createDedupeCheck(
     name: 'dedupe',
     shadow,
     run(exchange, update) {
-      const claim: DedupeClaim = { store, key: `${prefix}${update.id}`, ttlMs }
+      const claim: DedupeClaim = { marks, key: `${prefix}${update.id}` }
       const existing = store.claim(claim.key, INFLIGHT, inflightMs)
       // A store that cannot answer (on_error: closed) gets 503 store_unavailable, never a drop.
       if (isPromise(existing))
@@ -113,12 +160,7 @@ export function createDedupeCheck(
  * failed, the gateway was overloaded) releases the mark so Telegram's redelivery goes through.
  * Runs off the answer's path: the answer never waits for it.
  */
-export function settleDedupe(claim: DedupeClaim, answer: Answer, onError: (error: unknown) => void): void {
-  try {
-    const done = answer.outcome === 'forwarded' || answer.outcome === 'dropped'
-    const result = done ? claim.store.put(claim.key, DONE, claim.ttlMs) : claim.store.remove(claim.key)
-    if (isPromise(result)) result.catch(onError)
-  } catch (error) {
-    onError(error)
-  }
+export function settleDedupe(claim: DedupeClaim, answer: Answer): void {
+  if (answer.outcome === 'forwarded' || answer.outcome === 'dropped') claim.marks.done(claim.key)
+  else claim.marks.release(claim.key)
 }
