@@ -37,8 +37,12 @@ interface Mark {
   expiresAt: number
 }
 
-/** Entries looked at per write to drop expired ones. */
-const SWEEP_PER_WRITE = 4
+/**
+ * Entries looked at per new entry to drop expired ones: more than one, so the sweep goes round the
+ * map faster than writes grow it, and every expired entry is dropped within a bounded number of
+ * writes.
+ */
+const SWEEP_PER_WRITE = 2
 
 /**
  * A Map of expiring entries in least-recently-used order, bounded in size.
