@@ -127,8 +127,9 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
     const errors = number(/Non-2xx or 3xx responses: (\d+)/) + number(/Socket errors: connect (\d+)/)
     return {
       rps: number(/Requests\/sec:\s+([\d.]+)/),
-      p50: wrkDuration((/50%\s+(\S+)/.exec(out) ?? [])[1] ?? ''),
-      p99: wrkDuration((/99%\s+(\S+)/.exec(out) ?? [])[1] ?? ''),
+      // Anchored: a Stdev column such as `60.50%` must not pass for the 50% line.
+      p50: wrkDuration((/^\s*50%\s+(\S+)/m.exec(out) ?? [])[1] ?? ''),
+      p99: wrkDuration((/^\s*99%\s+(\S+)/m.exec(out) ?? [])[1] ?? ''),
       total,
       errors,
     }
