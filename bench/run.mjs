@@ -145,8 +145,11 @@ async function commandStats() {
   return counts
 }
 
-/** Store round trips botgate counted (successful Redis operations), from its metrics. */
-async function storeRoundTrips(admin) {
+/**
+ * Store operations botgate counted (successful ones: a claim, a limit evaluation, a read), from its
+ * metrics. The operations of one event-loop iteration share one Redis command.
+ */
+async function storeOperations(admin) {
   const text = await (await fetch(`http://${admin}/metrics`)).text()
   let total = 0
   for (const match of text.matchAll(/^botgate_store_duration_seconds_count\{operation="\w+"\} (\d+)$/gm))
@@ -202,7 +205,7 @@ for (const connections of connectionCounts) {
       const before = {
         cpu: cpuMs(target.pid),
         received: await received(),
-        ...(onRedis ? { stats: await commandStats(), trips: await storeRoundTrips(target.admin) } : {}),
+        ...(onRedis ? { stats: await commandStats(), trips: await storeOperations(target.admin) } : {}),
       }
       const result = await load({ tool, url: target.url, headers, body, connections, seconds })
       const cpu = cpuMs(target.pid) - before.cpu
@@ -215,7 +218,7 @@ for (const connections of connectionCounts) {
           const delta = calls - (before.stats[name] ?? 0) - (name === 'info' ? 1 : 0)
           if (delta > 0) perCommand[name] = delta
         }
-        redisCommands = { perCommand, trips: (await storeRoundTrips(target.admin)) - before.trips }
+        redisCommands = { perCommand, trips: (await storeOperations(target.admin)) - before.trips }
       }
       runs[target.name].push({
         ...result,
@@ -266,7 +269,11 @@ for (const connections of connectionCounts) {
     redisPerUpdate = {
       commands: per(Object.values(perCommand).reduce((sum, n) => sum + n, 0)),
       byCommand: Object.fromEntries(Object.entries(perCommand).map(([name, n]) => [name, per(n)])),
-      roundTrips: per(trips),
+      operations: per(trips),
+      // Commands botgate sent: scripts and reads. The scripts' own SET/MGET/TIME/GET are counted
+      // by commandstats too but cost no round trip (the bench has no duplicates or reply marks,
+      // whose scripts GET).
+      sent: per((perCommand.evalsha ?? 0) + (perCommand.evalsha_ro ?? 0) + (perCommand.get ?? 0)),
     }
   }
   report.results.push({ connections, summary, ratio, extra, redisPerUpdate })
@@ -298,7 +305,7 @@ for (const connections of connectionCounts) {
       .join(', ')
     console.log(
       `  redis     ${redisPerUpdate.commands} commands per update (${detail}; INFO commandstats, whole server), ` +
-        `${redisPerUpdate.roundTrips} round trips per update (botgate's own count)`,
+        `${redisPerUpdate.sent} sent by botgate (evalsha, get), ${redisPerUpdate.operations} store operations per update (botgate's count)`,
     )
   }
   for (const [name, s] of Object.entries(summary)) {

@@ -9,8 +9,10 @@
  */
 
 /**
- * Every limit of one request, in one step. The arithmetic is {@link ./gcra.ts} line by line, in
- * whole microseconds, which Lua's doubles hold exactly.
+ * Every limit of one or more requests, in one step. Each request's limits are evaluated as if
+ * alone (all of them consume, or none does), one request after the other, so a batch means what
+ * its requests would mean in separate scripts run in that order. The arithmetic is
+ * {@link ./gcra.ts} line by line, in whole microseconds, which Lua's doubles hold exactly.
  *
  * The time is the server's (`TIME`), so replicas with skewed clocks still share one timeline.
  * Scripts that call `TIME` and then write are replicated by their effects, the default since Redis
@@ -20,11 +22,13 @@
  * A reply-once mark holds the time (us) until which the limit's reply is not sent again: like
  * the TAT it is compared with the script's clock, so replies follow the same timeline as limits.
  *
- * KEYS[1..n]: the limits' keys; KEYS[n+1..]: reply-once marks.
+ * KEYS: each request's keys in turn: its n limits' keys, then its reply-once marks.
  * ARGV[1]: now in microseconds, or '' for the server's clock (only tests pass a time).
- * ARGV[2]: n. Then four per limit: interval (T, us), tolerance (T x B, us), '1' for shadow else
- * '0', and the KEYS index of its reply-once mark (0: none).
- * Returns { retry (us), reply (0-based limit index or -1), denied limit indexes (0-based)... }.
+ * ARGV[2]: the number of requests. Then, per request: n, the number of KEYS it uses, and four
+ * per limit: interval (T, us), tolerance (T x B, us), '1' for shadow else '0', and the index of
+ * its reply-once mark among the request's KEYS (1-based; 0: none).
+ * Returns, per request, a count c and then c values: { retry (us), reply (0-based limit index or
+ * -1), denied limit indexes (0-based)... }.
  */
 export const LIMIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
@@ -35,65 +39,97 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
-local n = tonumber(ARGV[2])
-local stored = redis.call('MGET', unpack(KEYS, 1, n))
-local next = {}
-local denied = {}
-local blocked = false
-local retry = 0
-for i = 1, n do
-  local a = 3 + (i - 1) * 4
-  local interval = tonumber(ARGV[a])
-  local tolerance = tonumber(ARGV[a + 1])
-  local tat = now
-  if stored[i] then
-    tat = tonumber(stored[i]) or now
-    if tat < now then tat = now end
-  end
-  if tat > now + tolerance then tat = now + tolerance end
-  tat = tat + interval
-  if tat - now <= tolerance then
-    next[i] = tat
-  else
-    next[i] = false
-    denied[#denied + 1] = i - 1
-    if ARGV[a + 2] == '0' then
-      blocked = true
-      if tat - tolerance - now > retry then retry = tat - tolerance - now end
-    end
-  end
-end
-local reply = -1
-if blocked then
-  for _, d in ipairs(denied) do
-    local a = 3 + d * 4
-    local mark = tonumber(ARGV[a + 3])
-    if ARGV[a + 2] == '0' and mark > 0 then
-      local interval = tonumber(ARGV[a])
-      local until_ = tonumber(redis.call('GET', KEYS[mark]) or '0') or 0
-      if until_ <= now then
-        redis.call('SET', KEYS[mark], string.format('%.0f', now + interval), 'PX', math.ceil(interval / 1000))
-        reply = d
-      end
-      break
-    end
-  end
-else
+-- One request: its keys follow KEYS[k], its n limits' arguments follow ARGV[a].
+local function evaluate(k, a, n)
+  local stored = redis.call('MGET', unpack(KEYS, k + 1, k + n))
+  local next = {}
+  local denied = {}
+  local blocked = false
+  local retry = 0
   for i = 1, n do
-    if next[i] then
-      redis.call('SET', KEYS[i], string.format('%.0f', next[i]), 'PX', math.ceil((next[i] - now) / 1000))
+    local b = a + (i - 1) * 4
+    local interval = tonumber(ARGV[b + 1])
+    local tolerance = tonumber(ARGV[b + 2])
+    local tat = now
+    if stored[i] then
+      tat = tonumber(stored[i]) or now
+      if tat < now then tat = now end
+    end
+    if tat > now + tolerance then tat = now + tolerance end
+    tat = tat + interval
+    if tat - now <= tolerance then
+      next[i] = tat
+    else
+      next[i] = false
+      denied[#denied + 1] = i - 1
+      if ARGV[b + 3] == '0' then
+        blocked = true
+        if tat - tolerance - now > retry then retry = tat - tolerance - now end
+      end
     end
   end
+  local reply = -1
+  if blocked then
+    for _, d in ipairs(denied) do
+      local b = a + d * 4
+      local mark = tonumber(ARGV[b + 4])
+      if ARGV[b + 3] == '0' and mark > 0 then
+        local interval = tonumber(ARGV[b + 1])
+        local until_ = tonumber(redis.call('GET', KEYS[k + mark]) or '0') or 0
+        if until_ <= now then
+          redis.call('SET', KEYS[k + mark], string.format('%.0f', now + interval), 'PX', math.ceil(interval / 1000))
+          reply = d
+        end
+        break
+      end
+    end
+  else
+    for i = 1, n do
+      if next[i] then
+        redis.call('SET', KEYS[k + i], string.format('%.0f', next[i]), 'PX', math.ceil((next[i] - now) / 1000))
+      end
+    end
+  end
+  local out = { retry, reply }
+  for _, d in ipairs(denied) do out[#out + 1] = d end
+  return out
 end
-local out = { retry, reply }
-for _, d in ipairs(denied) do out[#out + 1] = d end
-return out
+local result = {}
+local k = 0
+local a = 2
+for _ = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[a + 1])
+  local out = evaluate(k, a + 2, n)
+  result[#result + 1] = #out
+  for _, v in ipairs(out) do result[#result + 1] = v end
+  k = k + tonumber(ARGV[a + 2])
+  a = a + 2 + 4 * n
+end
+return result
 `
 
 /** `SET key value PX ttl` for every key: many marks in one round trip. ARGV: value, ttl (ms). */
 export const PUT_ALL_SCRIPT = `
 for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
 return #KEYS
+`
+
+/**
+ * Several claims in one step: for each key in turn, `SET key value NX PX ttl`, answering false
+ * where it set, else the value already there. A key twice in one batch (two copies of an update
+ * in the same instant) is claimed by the first and answered with its value for the second.
+ * ARGV: value and ttl (ms) of each key in turn.
+ */
+export const CLAIM_ALL_SCRIPT = `
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'NX', 'PX', ARGV[2 * i]) then
+    out[i] = false
+  else
+    out[i] = redis.call('GET', KEYS[i])
+  end
+end
+return out
 `
 
 /**

@@ -112,6 +112,14 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
       }
     })
 
+    it('claims a key asked for twice in one iteration once: the second copy sees the first', async () => {
+      const [first, second] = await Promise.all([
+        store.claim('{b}:twice', 'inflight', 60_000),
+        store.claim('{b}:twice', 'inflight', 60_000),
+      ])
+      expect([first, second]).toEqual([undefined, 'inflight'])
+    })
+
     it('lets exactly one of three replicas claim each key, however they race', async () => {
       const replicas = await Promise.all([1, 2, 3].map(() => open(SHARED_REDIS_URL, prefix)))
       try {
@@ -207,6 +215,18 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
       )
     })
 
+    it('evaluates the requests of one iteration one after the other, each all or nothing', async () => {
+      const g = fresh()
+      const spec = limitSpec(1, 'min', 3, false)
+      const other = limitSpec(1, 'min', 100, false)
+      const outcomes = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => clocked.limit(g, [key(other, `o${i}`), key(spec, 'shared')])),
+      )
+      expect(outcomes.map((outcome) => outcome.allowed)).toEqual([true, true, true, false, false])
+      // The denied requests consumed nothing: their own keys are untouched.
+      expect(await admin.exists(`${prefix}{${g}}:o3`, `${prefix}{${g}}:o4`)).toBe(0)
+    })
+
     it("uses Redis's clock when none is injected", async () => {
       const g = fresh()
       const limits = [key(limitSpec(1, 'day', 5, false), 'a')]
@@ -290,6 +310,30 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
       // One round trip (EVALSHA) each; inside it the script reads the server's TIME, reads the
       // three limits with one MGET and SETs each: Redis counts those in commandstats too.
       expect(delta).toEqual({ evalsha: 50, time: 50, mget: 50, set: 150, info: 1 })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('sends the operations of one event-loop iteration together: one command per kind', async () => {
+    const store = await open(server.url, 'it:')
+    try {
+      const limits = [key(limitSpec(100, 's', 100, false), 'a'), key(limitSpec(100, 's', 100, false), 'b')]
+      await Promise.all([store.limit('warm', limits), store.claim('{warm}:d:0', 'inflight', 60_000)])
+      const before = await calls()
+      const outcomes = await Promise.all([
+        ...Array.from({ length: 20 }, () => store.limit('bot', limits)),
+        ...Array.from({ length: 10 }, (_, i) => store.claim(`{bot}:d:${i}`, 'inflight', 60_000)),
+        ...Array.from({ length: 10 }, () => store.read('blocks:bot')),
+      ])
+      const after = await calls()
+      const delta = Object.fromEntries(
+        [...after].map(([name, count]) => [name, count - (before.get(name) ?? 0)]).filter(([, n]) => n !== 0),
+      )
+      expect(outcomes.slice(0, 20)).toEqual(Array(20).fill(ALLOWED))
+      expect(outcomes.slice(20, 30)).toEqual(Array(10).fill(undefined))
+      // One limit script (its TIME, 20 MGETs, 40 SETs inside), one claim script (10 SETs), one GET.
+      expect(delta).toEqual({ evalsha: 2, time: 1, mget: 20, set: 50, get: 1, info: 1 })
     } finally {
       await store.close()
     }

@@ -1,0 +1,95 @@
+/**
+ * @module
+ * Store operations asked for during one event-loop iteration, sent to Redis together at its end.
+ *
+ * The requests read in one iteration (its poll phase) each ask the store for the same kinds of
+ * things: the bot's blocks generation, a dedupe claim. Each Redis command costs the gateway about
+ * as much CPU as the rest of a request's checks together, whatever it carries, so the operations
+ * of one iteration go out as one command per kind: identical reads as one GET, claims as one
+ * script. The command is sent in the iteration's check phase (`setImmediate`), after the poll
+ * phase has handed over every request it read, so every operation in a batch was asked for
+ * before the command reached Redis: a read still sees every write completed before its request
+ * arrived (a block set on another replica applies at once), and a claim is as atomic as alone.
+ */
+
+interface Waiter<R> {
+  resolve(value: R): void
+  reject(error: unknown): void
+}
+
+/** Operations of one kind, collected until the check phase, then sent with one call of `send`. */
+export class IterationBatch<T, R> {
+  readonly #send: (items: readonly T[]) => Promise<readonly R[]>
+  #items: T[] = []
+  #waiters: Waiter<R>[] = []
+
+  /** `send` answers one result per item, in order; when it rejects, every operation does. */
+  constructor(send: (items: readonly T[]) => Promise<readonly R[]>) {
+    this.#send = send
+  }
+
+  add(item: T): Promise<R> {
+    if (this.#items.length === 0) setImmediate(() => this.#flush())
+    this.#items.push(item)
+    return new Promise<R>((resolve, reject) => {
+      this.#waiters.push({ resolve, reject })
+    })
+  }
+
+  #flush(): void {
+    const items = this.#items
+    const waiters = this.#waiters
+    this.#items = []
+    this.#waiters = []
+    let sent: Promise<readonly R[]>
+    try {
+      sent = this.#send(items)
+    } catch (error) {
+      sent = Promise.reject(error)
+    }
+    sent.then(
+      (results) => {
+        for (let i = 0; i < waiters.length; i++) (waiters[i] as Waiter<R>).resolve(results[i] as R)
+      },
+      (error: unknown) => {
+        for (const waiter of waiters) waiter.reject(error)
+      },
+    )
+  }
+}
+
+/** Reads of the same key in one iteration share one command (see {@link IterationBatch}). */
+export class SharedReads<R> {
+  readonly #send: (key: string) => Promise<R>
+  readonly #pending = new Map<string, Waiter<R> & { readonly read: Promise<R> }>()
+
+  constructor(send: (key: string) => Promise<R>) {
+    this.#send = send
+  }
+
+  read(key: string): Promise<R> {
+    const shared = this.#pending.get(key)
+    if (shared !== undefined) return shared.read
+    if (this.#pending.size === 0) setImmediate(() => this.#flush())
+    let waiter!: Waiter<R>
+    const read = new Promise<R>((resolve, reject) => {
+      waiter = { resolve, reject }
+    })
+    this.#pending.set(key, { ...waiter, read })
+    return read
+  }
+
+  #flush(): void {
+    const pending = [...this.#pending]
+    this.#pending.clear()
+    for (const [key, { resolve, reject }] of pending) {
+      let sent: Promise<R>
+      try {
+        sent = this.#send(key)
+      } catch (error) {
+        sent = Promise.reject(error)
+      }
+      sent.then(resolve, reject)
+    }
+  }
+}
