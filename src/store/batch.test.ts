@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { IterationBatch, SharedReads } from './batch.js'
+import { IterationBatch, MAX_BATCH, SharedReads } from './batch.js'
 
 const nextIteration = () => new Promise((resolve) => setImmediate(resolve))
 
@@ -29,6 +29,17 @@ describe('IterationBatch', () => {
     await nextIteration()
     expect(calls).toBe(1)
     expect(await answer).toBe(1)
+  })
+
+  it(`sends at most ${MAX_BATCH} operations per call`, async () => {
+    const sizes: number[] = []
+    const batch = new IterationBatch<number, number>(async (items) => {
+      sizes.push(items.length)
+      return items
+    })
+    const answers = await Promise.all(Array.from({ length: MAX_BATCH * 2 + 1 }, (_, i) => batch.add(i)))
+    expect(answers).toEqual(Array.from({ length: MAX_BATCH * 2 + 1 }, (_, i) => i))
+    expect(sizes).toEqual([MAX_BATCH, MAX_BATCH, 1])
   })
 
   it('fails every operation of a batch whose command fails, thrown or rejected', async () => {

@@ -12,6 +12,12 @@
  * arrived (a block set on another replica applies at once), and a claim is as atomic as alone.
  */
 
+/**
+ * Most operations in one command. A flood read in one iteration is sent in several commands, each
+ * of a bounded size (a command's arguments are a function call's arguments in ioredis).
+ */
+export const MAX_BATCH = 256
+
 interface Waiter<R> {
   resolve(value: R): void
   reject(error: unknown): void
@@ -29,6 +35,7 @@ export class IterationBatch<T, R> {
   }
 
   add(item: T): Promise<R> {
+    if (this.#items.length >= MAX_BATCH) this.#flush()
     if (this.#items.length === 0) setImmediate(() => this.#flush())
     this.#items.push(item)
     return new Promise<R>((resolve, reject) => {
@@ -39,6 +46,7 @@ export class IterationBatch<T, R> {
   #flush(): void {
     const items = this.#items
     const waiters = this.#waiters
+    if (items.length === 0) return
     this.#items = []
     this.#waiters = []
     let sent: Promise<readonly R[]>

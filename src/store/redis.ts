@@ -93,7 +93,7 @@ interface LimitRequest {
  * The hash tag of a key (Redis Cluster specification, "Hash tags"): what is between the first
  * `{` and the next `}`, when that is not empty. Keys with the same tag share a Cluster slot.
  */
-export function hashTag(key: string): string | undefined {
+function hashTag(key: string): string | undefined {
   const open = key.indexOf('{')
   if (open < 0) return undefined
   const close = key.indexOf('}', open + 1)
