@@ -80,6 +80,11 @@ function node({ host, port }: Endpoint): { host: string; port: number } {
   return { host, port }
 }
 
+/** Redis's nil (null in ioredis) as undefined, the store interface's "not set". */
+function orUndefined(value: string | null): string | undefined {
+  return value ?? undefined
+}
+
 /** A claim waiting for its batch: key (prefixed), value, time to live in ms. */
 type Claim = readonly [string, string, number]
 
@@ -166,9 +171,9 @@ export class RedisStore implements Store {
   readonly #timeoutMs: number
   readonly #timedOut: string
   /** Reads of one key in one event-loop iteration share a GET ({@link SharedReads}). */
-  readonly #reads: SharedReads<string | null>
+  readonly #reads: SharedReads<string | undefined>
   /** Claims of one event-loop iteration, one script per hash tag ({@link IterationBatch}). */
-  readonly #claims = new Map<string, IterationBatch<Claim, string | null>>()
+  readonly #claims = new Map<string, IterationBatch<Claim, string | undefined>>()
   /** Limits of one event-loop iteration, one script per bot ({@link IterationBatch}). */
   readonly #limits = new Map<string, IterationBatch<LimitRequest, LimitOutcome>>()
   #closed = false
@@ -198,7 +203,7 @@ export class RedisStore implements Store {
     })
     client.on('ready', () => events?.ready())
     this.#client = client
-    this.#reads = new SharedReads((key) => this.#timed(client.get(key)))
+    this.#reads = new SharedReads((key) => this.#timed(client.get(key)).then(orUndefined))
   }
 
   /** Whether the connection is ready for commands now. */
@@ -276,14 +281,14 @@ export class RedisStore implements Store {
       batch = new IterationBatch((claims) => this.#claimAll(claims))
       this.#claims.set(tag, batch)
     }
-    return batch.add([prefixed, value, ttlMs]).then((existing) => existing ?? undefined)
+    return batch.add([prefixed, value, ttlMs])
   }
 
-  #claimAll(claims: readonly Claim[]): Promise<(string | null)[]> {
+  #claimAll(claims: readonly Claim[]): Promise<(string | undefined)[]> {
     const args: (string | number)[] = [claims.length]
     for (const [key] of claims) args.push(key)
     for (const [, value, ttlMs] of claims) args.push(value, ttlMs)
-    return this.#timed(this.#client.botgateClaimAll(...args))
+    return this.#timed(this.#client.botgateClaimAll(...args)).then((existing) => existing.map(orUndefined))
   }
 
   put(key: string, value: string, ttlMs: number): Promise<void> {
@@ -299,7 +304,7 @@ export class RedisStore implements Store {
 
   /** Reads of one key in one event-loop iteration (the blocks generation) share one GET. */
   read(key: string): Promise<string | undefined> {
-    return this.#reads.read(this.#prefix + key).then((value) => value ?? undefined)
+    return this.#reads.read(this.#prefix + key)
   }
 
   remove(key: string): Promise<void> {
