@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FLUSH_CHARS, LogDestination } from './log-destination.js'
+import { FLUSH_CHARS, LogDestination, STALL_LIMIT_MS } from './log-destination.js'
 
 type Write = (fd: number, buffer: Buffer, offset: number, length: number) => number
 
@@ -53,6 +53,26 @@ describe('LogDestination', () => {
     log.write('after a stall\n')
     log.flushSync()
     expect(text()).toBe('after a stall\n')
+  })
+
+  it('drops a batch the pipe stays too full for, then tries later ones once, without waiting', () => {
+    let full = true
+    let calls = 0
+    const { log, text } = destination((chunk) => {
+      calls++
+      if (full) throw errno('EAGAIN')
+      return chunk.length
+    })
+    log.write('lost\n')
+    log.flushSync() // a try, then one more after each 1 ms wait, up to STALL_LIMIT_MS; then drops
+    expect(calls).toBe(STALL_LIMIT_MS + 1)
+    log.write('also lost\n')
+    log.flushSync()
+    expect(calls).toBe(STALL_LIMIT_MS + 2) // one try, no waiting
+    full = false
+    log.write('written\n')
+    log.flushSync()
+    expect(text()).toBe('written\n')
   })
 
   it('stops writing once the reader is gone (EPIPE), without throwing', () => {

@@ -11,8 +11,9 @@
  *
  * Writes are synchronous, so a line is never reordered and nothing is pending when a write fails.
  * When the reader of a pipe falls behind (EAGAIN), the write waits for it a little at a time, at
- * most {@link STALL_LIMIT_MS} per batch; a batch it still cannot write is dropped rather than
- * allowed to stop the gateway. A closed reader (EPIPE) ends logging.
+ * most {@link STALL_LIMIT_MS}; a batch it still cannot write is dropped rather than allowed to
+ * stop the gateway, and until a write goes through again, later batches are tried once, without
+ * waiting. A closed reader (EPIPE) ends logging.
  */
 
 import { writeSync } from 'node:fs'
@@ -31,6 +32,8 @@ export class LogDestination {
   readonly #write: typeof writeSync
   #pending = ''
   #closed = false
+  /** A batch was dropped to a full pipe and nothing has been written since: do not wait again. */
+  #stalled = false
 
   /** `write` is injectable for tests of the failure paths; it defaults to `fs.writeSync`. */
   constructor(fd: number, write: typeof writeSync = writeSync) {
@@ -57,15 +60,17 @@ export class LogDestination {
     while (offset < bytes.length) {
       try {
         offset += this.#write(this.#fd, bytes, offset, bytes.length - offset)
+        this.#stalled = false
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
-        if (code === 'EAGAIN' && stalledMs < STALL_LIMIT_MS) {
+        if (code === 'EAGAIN' && !this.#stalled && stalledMs < STALL_LIMIT_MS) {
           Atomics.wait(sleeper, 0, 0, 1)
           stalledMs++
           continue
         }
         // EPIPE, EBADF: nobody reads these lines any more. EAGAIN past the limit: this batch is lost.
-        if (code !== 'EAGAIN') this.#closed = true
+        if (code === 'EAGAIN') this.#stalled = true
+        else this.#closed = true
         return
       }
     }
