@@ -43,7 +43,7 @@ const send = (url: string) => post(url, JSON.stringify(messageUpdate()), telegra
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function metric(gateway: RunningGateway, name: string): Promise<number> {
-  const text = await (await fetch(`${gateway.admin}/metrics`)).text()
+  const text = await gateway.metrics()
   const match = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)
   return Number(match?.[1])
 }

@@ -20,10 +20,6 @@ afterAll(async () => {
   await upstream.close()
 })
 
-async function metrics(gateway: RunningGateway): Promise<string> {
-  return (await fetch(`${gateway.admin}/metrics`)).text()
-}
-
 function callbackUpdate(id: string, chat = 4242): Record<string, unknown> {
   return {
     update_id: Math.floor(Math.random() * 1e9),
@@ -150,7 +146,7 @@ limits:
       chat_id: 101,
       detail: 'limit per-chat',
     })
-    const text = await metrics(gateway)
+    const text = await gateway.metrics()
     expect(text).toMatch(/^botgate_requests_total\{bot="bot",reason="rate_limited",outcome="dropped"\} 2$/m)
     expect(text).toMatch(/^botgate_limit_exceeded_total\{bot="bot",limit="per-chat",mode="enforce"\} 2$/m)
   })
@@ -191,7 +187,7 @@ limits:
     expect(reply.status).toBe(200)
     const line = await gateway.requestLine(reply.headers['x-request-id'] as string)
     expect(line).toMatchObject({ reason: 'forwarded', would: ['rate_limited'] })
-    expect(await metrics(gateway)).toMatch(
+    expect(await gateway.metrics()).toMatch(
       /^botgate_shadow_verdicts_total\{bot="bot",reason="rate_limited"\} [1-9]\d*$/m,
     )
   })
@@ -210,6 +206,6 @@ limits:
     const ready = await fetch(`${gateway.admin}/readyz`)
     expect(ready.status).toBe(200)
     expect(await ready.json()).toEqual({ ok: true, config: 'loaded', listener: 'serving', store: 'memory' })
-    expect(await metrics(gateway)).toMatch(/^botgate_store_up\{store="memory"\} 1$/m)
+    expect(await gateway.metrics()).toMatch(/^botgate_store_up\{store="memory"\} 1$/m)
   })
 })

@@ -113,7 +113,7 @@ describe.skipIf(!redisServerAvailable())('the shared pool: two replicas, one Red
       )
       expect(reply.json()).toMatchObject({ text: 'still here' })
       expect((await fetch(`${replica.admin}/readyz`)).status).toBe(200)
-      const metrics = await (await fetch(`${replica.admin}/metrics`)).text()
+      const metrics = await replica.metrics()
       expect(metrics).toMatch(/^botgate_store_fallbacks_total\{operation="[a-z]+",on_error="local"\} [1-9]/m)
     }
   })

@@ -92,7 +92,7 @@ limits:
   }
 
   async function metric(running: RunningGateway, pattern: RegExp): Promise<number> {
-    const match = pattern.exec(await (await fetch(`${running.admin}/metrics`)).text())
+    const match = pattern.exec(await running.metrics())
     return match === null ? Number.NaN : Number(match[1])
   }
 

@@ -103,7 +103,7 @@ limits:
     for (const replica of replicas) {
       const ready = await fetch(`${replica.admin}/readyz`)
       expect(await ready.json()).toMatchObject({ ok: true, store: 'up' })
-      const text = await (await fetch(`${replica.admin}/metrics`)).text()
+      const text = await replica.metrics()
       expect(text).toMatch(/^botgate_store_up\{store="redis"\} 1$/m)
       expect(text).toMatch(/^botgate_store_errors_total\{operation="limit"\} 0$/m)
     }

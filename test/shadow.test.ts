@@ -19,10 +19,6 @@ afterAll(async () => {
   await upstream.close()
 })
 
-async function metrics(gateway: RunningGateway): Promise<string> {
-  return (await fetch(`${gateway.admin}/metrics`)).text()
-}
-
 describe('a policy in shadow mode', () => {
   let gateway: RunningGateway
   beforeAll(async () => {
@@ -50,7 +46,7 @@ describe('a policy in shadow mode', () => {
     expect(upstream.received.length).toBe(before + 1)
     const line = await gateway.requestLine(reply.headers['x-request-id'] as string)
     expect(line).toMatchObject({ reason: 'forwarded', would: ['ip_not_allowed', 'body_too_large'] })
-    const text = await metrics(gateway)
+    const text = await gateway.metrics()
     expect(text).toMatch(/^botgate_shadow_verdicts_total\{bot="bot",reason="ip_not_allowed"\} 1$/m)
     expect(text).toMatch(/^botgate_shadow_verdicts_total\{bot="bot",reason="body_too_large"\} 1$/m)
   })

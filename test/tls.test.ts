@@ -11,7 +11,7 @@ import https from 'node:https'
 import path from 'node:path'
 import tls from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
-import { messageUpdate, post, type Reply, telegramHeaders } from './helpers/client.js'
+import { messageUpdate, post, type Reply, readReply, telegramHeaders } from './helpers/client.js'
 import { RunningGateway, secret, tempDir } from './helpers/gateway.js'
 import { TestUpstream } from './helpers/upstream.js'
 
@@ -67,19 +67,9 @@ function postHttps(url: string, body: string, headers: string[], ca: string): Pr
   return new Promise((resolve, reject) => {
     const pairs: Record<string, string> = {}
     for (let i = 0; i < headers.length; i += 2) pairs[headers[i] as string] = headers[i + 1] as string
-    const request = https.request(url, { method: 'POST', ca, agent: false, headers: pairs }, (response) => {
-      const chunks: Buffer[] = []
-      response.on('data', (chunk: Buffer) => chunks.push(chunk))
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve({
-          status: response.statusCode ?? 0,
-          headers: response.headers,
-          body: text,
-          json: () => JSON.parse(text),
-        })
-      })
-    })
+    const request = https.request(url, { method: 'POST', ca, agent: false, headers: pairs }, (response) =>
+      readReply(response).then(resolve, reject),
+    )
     request.on('error', reject)
     request.end(body)
   })
@@ -98,15 +88,18 @@ function servedFingerprint(url: string): Promise<string> {
   })
 }
 
-describe.skipIf(!hasOpenssl())('TLS on the webhook listener', () => {
-  it('completes a verified handshake and forwards an update over HTTPS, then swaps the certificate on reload', async () => {
-    const folder = tempDir()
-    const first = selfSigned(folder, 'first')
-    const second = selfSigned(folder, 'second')
-    const upstream = await TestUpstream.start()
-    cleanup.push(() => upstream.close())
-    const gateway = await RunningGateway.start({
-      config: `listen: 127.0.0.1:0
+/**
+ * botgate terminating TLS with a fresh self-signed certificate (`first`), a second one ready for
+ * a reload, and an upstream; all stopped after the test.
+ */
+async function startWithTls() {
+  const folder = tempDir()
+  const first = selfSigned(folder, 'first')
+  const second = selfSigned(folder, 'second')
+  const upstream = await TestUpstream.start()
+  cleanup.push(() => upstream.close())
+  const gateway = await RunningGateway.start({
+    config: `listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
 tls: { cert_file: cert.pem, key_file: key.pem }
 bots:
@@ -116,11 +109,16 @@ bots:
     upstream: { url: ${upstream.url} }
     policy: { sources: { allow: [any] } }
 `,
-      files: { 'cert.pem': first.cert, 'key.pem': first.key },
-    })
-    cleanup.push(() => gateway.stop('SIGKILL'))
+    files: { 'cert.pem': first.cert, 'key.pem': first.key },
+  })
+  cleanup.push(() => gateway.stop('SIGKILL'))
+  return { first, second, upstream, gateway, url: `${gateway.webhook.replace('http://', 'https://')}${PATH}` }
+}
+
+describe.skipIf(!hasOpenssl())('TLS on the webhook listener', () => {
+  it('completes a verified handshake and forwards an update over HTTPS, then swaps the certificate on reload', async () => {
+    const { first, second, upstream, gateway, url } = await startWithTls()
     expect(gateway.lines.find((line) => line.msg === 'botgate listening')?.tls).toBe(true)
-    const url = `${gateway.webhook.replace('http://', 'https://')}${PATH}`
 
     const update = JSON.stringify(messageUpdate())
     const reply = await postHttps(url, update, telegramHeaders(SECRET), first.cert)
@@ -155,26 +153,7 @@ bots:
   })
 
   it('refuses a reload whose key does not belong to the certificate, and keeps serving the old one', async () => {
-    const folder = tempDir()
-    const first = selfSigned(folder, 'first')
-    const second = selfSigned(folder, 'second')
-    const upstream = await TestUpstream.start()
-    cleanup.push(() => upstream.close())
-    const gateway = await RunningGateway.start({
-      config: `listen: 127.0.0.1:0
-admin: { listen: 127.0.0.1:0 }
-tls: { cert_file: cert.pem, key_file: key.pem }
-bots:
-  - name: bot
-    path: ${PATH}
-    secret_token: ${SECRET}
-    upstream: { url: ${upstream.url} }
-    policy: { sources: { allow: [any] } }
-`,
-      files: { 'cert.pem': first.cert, 'key.pem': first.key },
-    })
-    cleanup.push(() => gateway.stop('SIGKILL'))
-    const url = `${gateway.webhook.replace('http://', 'https://')}${PATH}`
+    const { first, second, gateway, url } = await startWithTls()
     writeFileSync(path.join(gateway.dir, 'cert.pem'), second.cert)
     gateway.child.kill('SIGHUP')
     const refused = await gateway.waitFor(

@@ -7,32 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   client,
   keysAndCleanup,
+  redisStoreConfig,
   SHARED_REDIS_URL,
   sharedRedisAvailable,
   testPrefix,
 } from '../../test/helpers/redis.js'
-import type { RedisStoreConfig } from '../store/config.js'
 import { RedisStore } from '../store/redis.js'
 import { Blocks } from './index.js'
 
 const shared = await sharedRedisAvailable()
 
 function open(prefix: string): RedisStore {
-  const { hostname, port } = new URL(SHARED_REDIS_URL)
-  const config: RedisStoreConfig = {
-    type: 'redis',
-    topology: { mode: 'standalone', endpoint: { host: hostname, port: Number(port || 6379) } },
-    username: undefined,
-    password: undefined,
-    db: 0,
-    tls: false,
-    prefix,
-    timeoutMs: 1000,
-    connectTimeoutMs: 2000,
-    onError: 'closed',
-    maxEntries: 1000,
-  }
-  return new RedisStore({ config })
+  return new RedisStore({ config: redisStoreConfig(SHARED_REDIS_URL, prefix) })
 }
 
 describe.skipIf(!shared)('blocks shared by two replicas on Redis', () => {

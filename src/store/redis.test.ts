@@ -13,11 +13,11 @@ import {
   keysAndCleanup,
   RedisServer,
   redisServerAvailable,
+  redisStoreConfig,
   SHARED_REDIS_URL,
   sharedRedisAvailable,
   testPrefix,
 } from '../../test/helpers/redis.js'
-import type { RedisStoreConfig } from './config.js'
 import { limitSpec } from './gcra.js'
 import { ALLOWED, type Clock, type LimitKey, type LimitSpec } from './index.js'
 import { MemoryStore } from './memory.js'
@@ -26,26 +26,11 @@ import { RedisStore } from './redis.js'
 const shared = await sharedRedisAvailable()
 const privateServer = redisServerAvailable()
 
-function config(url: string, prefix: string, overrides: Partial<RedisStoreConfig> = {}): RedisStoreConfig {
-  const { hostname, port } = new URL(url)
-  return {
-    type: 'redis',
-    topology: { mode: 'standalone', endpoint: { host: hostname, port: Number(port || 6379) } },
-    username: undefined,
-    password: undefined,
-    db: 0,
-    tls: false,
-    prefix,
-    timeoutMs: 1000,
-    connectTimeoutMs: 2000,
-    onError: 'closed',
-    maxEntries: 100_000,
-    ...overrides,
-  }
-}
-
 async function open(url: string, prefix: string, clock?: Clock): Promise<RedisStore> {
-  const store = new RedisStore({ config: config(url, prefix), ...(clock === undefined ? {} : { clock }) })
+  const store = new RedisStore({
+    config: redisStoreConfig(url, prefix),
+    ...(clock === undefined ? {} : { clock }),
+  })
   expect(await store.waitReady(2000)).toBe(true)
   return store
 }

@@ -13,6 +13,24 @@ export interface Reply {
   json<T = unknown>(): T
 }
 
+/** Reads a whole response into a {@link Reply}. */
+export function readReply(response: http.IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    response.on('data', (chunk: Buffer) => chunks.push(chunk))
+    response.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8')
+      resolve({
+        status: response.statusCode ?? 0,
+        headers: response.headers,
+        body: text,
+        json: () => JSON.parse(text),
+      })
+    })
+    response.on('error', reject)
+  })
+}
+
 /** Posts `body`; `headers` is a flat list of name, value pairs so a header can repeat. */
 export function post(
   url: string,
@@ -29,20 +47,7 @@ export function post(
     const request = http.request(
       url,
       { method, headers: [...implicit, ...headers], agent: false },
-      (response) => {
-        const chunks: Buffer[] = []
-        response.on('data', (chunk: Buffer) => chunks.push(chunk))
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            body: text,
-            json: () => JSON.parse(text),
-          })
-        })
-        response.on('error', reject)
-      },
+      (response) => readReply(response).then(resolve, reject),
     )
     request.on('error', reject)
     request.end(body ?? undefined)

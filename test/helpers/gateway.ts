@@ -141,6 +141,11 @@ export class RunningGateway {
     }
   }
 
+  /** The Prometheus text of the admin listener's /metrics. */
+  async metrics(): Promise<string> {
+    return (await fetch(`${this.admin}/metrics`)).text()
+  }
+
   /** The request log line of a request id (request lines are flushed in batches; this waits). */
   requestLine(requestId: string | null): Promise<LogLine> {
     return this.waitFor((line) => line.msg === 'request' && line.request_id === requestId)

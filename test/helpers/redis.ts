@@ -13,6 +13,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Redis } from 'ioredis'
+import type { RedisStoreConfig } from '../../src/store/config.js'
 import { freePort } from './upstream.js'
 
 export const SHARED_REDIS_URL = process.env.BOTGATE_TEST_REDIS ?? 'redis://127.0.0.1:6379'
@@ -20,6 +21,24 @@ export const SHARED_REDIS_URL = process.env.BOTGATE_TEST_REDIS ?? 'redis://127.0
 /** A prefix no other test run uses, so runs (and engineers) sharing one Redis never collide. */
 export function testPrefix(name: string): string {
   return `botgate-test-${name}-${randomBytes(4).toString('hex')}:`
+}
+
+/** A `store: redis` config for a RedisStore on one server, as the config loader would build it. */
+export function redisStoreConfig(url: string, prefix: string): RedisStoreConfig {
+  const { hostname, port } = new URL(url)
+  return {
+    type: 'redis',
+    topology: { mode: 'standalone', endpoint: { host: hostname, port: Number(port || 6379) } },
+    username: undefined,
+    password: undefined,
+    db: 0,
+    tls: false,
+    prefix,
+    timeoutMs: 1000,
+    connectTimeoutMs: 2000,
+    onError: 'closed',
+    maxEntries: 100_000,
+  }
 }
 
 /** A client for assertions and cleanup; fails fast when Redis is not there. */
