@@ -10,13 +10,12 @@
  */
 
 import { execFileSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import path from 'node:path'
-import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FakeBotApi } from './helpers/bot-api.js'
 import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import { ROOT, RunningGateway, secret, tempDir } from './helpers/gateway.js'
+import { forwardToken } from './helpers/keys.js'
 import { available, RunningProcess } from './helpers/process.js'
 import { freePort } from './helpers/upstream.js'
 
@@ -225,21 +224,8 @@ bots:
 
     describe('the bot refuses requests that bypass the gateway', () => {
       /** A token like botgate's for `body`, with changes. */
-      const token = (body: string, claims: Record<string, unknown> = {}, key = SIGN_KEY) => {
-        const now = Math.floor(Date.now() / 1000)
-        return new SignJWT({
-          iss: 'botgate',
-          aud: 'shop',
-          iat: now,
-          exp: now + 60,
-          jti: `test-${Math.random()}`,
-          update_id: (JSON.parse(body) as { update_id: number }).update_id,
-          body_sha256: createHash('sha256').update(body).digest('base64url'),
-          ...claims,
-        })
-          .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: 'shop-1' })
-          .sign(new TextEncoder().encode(key))
-      }
+      const token = (body: string, claims: Record<string, unknown> = {}, key = SIGN_KEY) =>
+        forwardToken(body, key, claims)
       const direct = (body: string, upstreamSecret: string | undefined, jwt: string | undefined) =>
         post(botUrl, body, [
           'content-type',

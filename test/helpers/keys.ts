@@ -3,7 +3,7 @@
  * and admin tokens minted with jose the way an operator's tool would.
  */
 
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { SignJWT } from 'jose'
 
 export interface PemPair {
@@ -23,6 +23,30 @@ export function ed25519(): PemPair {
     privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
   }
+}
+
+/**
+ * A forward token as botgate signs one for bot `shop` (kid `shop-1`), minted here with jose for
+ * `body`: HS256 with a string key, EdDSA with a private key; `claims` change or add claims.
+ */
+export function forwardToken(
+  body: string,
+  key: string | KeyObject,
+  claims: Record<string, unknown> = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT({
+    iss: 'botgate',
+    aud: 'shop',
+    iat: now,
+    exp: now + 60,
+    jti: `test-${Math.random()}`,
+    update_id: (JSON.parse(body) as { update_id: number }).update_id,
+    body_sha256: createHash('sha256').update(body).digest('base64url'),
+    ...claims,
+  })
+    .setProtectedHeader({ alg: typeof key === 'string' ? 'HS256' : 'EdDSA', typ: 'JWT', kid: 'shop-1' })
+    .sign(typeof key === 'string' ? new TextEncoder().encode(key) : key)
 }
 
 /** An admin token: HS256 under kid `ops` for audience `botgate-admin` by default; claims override. */
