@@ -28,9 +28,6 @@ class CountingStore implements Store {
   put(key: string, value: string, ttlMs: number) {
     return this.inner.put(key, value, ttlMs)
   }
-  putAll(keys: readonly string[], value: string, ttlMs: number) {
-    return this.inner.putAll(keys, value, ttlMs)
-  }
   read(key: string) {
     this.reads.push(key)
     return this.inner.read(key)
@@ -65,9 +62,6 @@ class AsyncStore implements Store {
   }
   put(key: string, value: string, ttlMs: number) {
     return this.#answer(this.inner.put(key, value, ttlMs))
-  }
-  putAll(keys: readonly string[], value: string, ttlMs: number) {
-    return this.#answer(this.inner.putAll(keys, value, ttlMs))
   }
   read(key: string) {
     return this.#answer(this.inner.read(key))

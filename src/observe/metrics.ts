@@ -154,7 +154,7 @@ export class GatewayMetrics {
   readonly storeDuration = this.registry.register(
     new Histogram(
       'botgate_store_duration_seconds',
-      'Redis round trips that succeeded, seconds.',
+      'Store operations that succeeded, seconds (operations of one event-loop iteration share one Redis round trip).',
       ['operation'],
       STORE_BUCKETS,
     ),

@@ -211,15 +211,6 @@ export class GuardedStore implements Store {
     )
   }
 
-  putAll(keys: readonly string[], value: string, ttlMs: number): Maybe<void> {
-    return this.#run(
-      'put',
-      () => this.#backend.putAll(keys, value, ttlMs) as Promise<void>,
-      () => this.#local.putAll(keys, value, ttlMs),
-      OPEN_ANSWERS.put,
-    )
-  }
-
   read(key: string): Maybe<string | undefined> {
     return this.#run(
       'read',

@@ -81,11 +81,6 @@ export interface Store {
   claim(key: string, value: string, ttlMs: number): Maybe<string | undefined>
   /** Sets `key` to `value` for `ttlMs`, replacing any value. */
   put(key: string, value: string, ttlMs: number): Maybe<void>
-  /**
-   * Sets every key of `keys` to `value` for `ttlMs`, in one step (one round trip to Redis). The keys
-   * must share a hash tag (`{bot}`), so that they live in one Redis Cluster slot.
-   */
-  putAll(keys: readonly string[], value: string, ttlMs: number): Maybe<void>
   /** The value of `key`, or undefined when it is not set (or expired). */
   read(key: string): Maybe<string | undefined>
   /** Removes `key`. */

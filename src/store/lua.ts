@@ -108,9 +108,9 @@ end
 return result
 `
 
-/** `SET key value PX ttl` for every key: many marks in one round trip. ARGV: value, ttl (ms). */
+/** `SET key value PX ttl` for each key in turn: many marks in one round trip. ARGV: value and ttl (ms) of each key. */
 export const PUT_ALL_SCRIPT = `
-for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
 return #KEYS
 `
 

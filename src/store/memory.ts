@@ -175,11 +175,6 @@ export class MemoryStore implements Store {
     this.#marks.write(key, value, now + ttlMs * 1000, now)
   }
 
-  putAll(keys: readonly string[], value: string, ttlMs: number): void {
-    const now = this.#now()
-    for (const key of keys) this.#marks.write(key, value, now + ttlMs * 1000, now)
-  }
-
   read(key: string): string | undefined {
     return this.#marks.live(key, this.#now())?.value
   }

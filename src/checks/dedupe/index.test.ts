@@ -126,35 +126,3 @@ describe('the dedupe check with a store that cannot answer (on_error: closed)', 
     expect(exchange.dedupe).toBeUndefined()
   })
 })
-
-describe('done marks on a shared store (redis)', () => {
-  it('are set together, with one command, after the answers of one loop iteration', async () => {
-    const inner = new MemoryStore()
-    const calls: string[][] = []
-    const shared = Object.assign(Object.create(inner) as MemoryStore, {
-      kind: 'redis',
-      claim: (key: string, value: string, ttlMs: number) => Promise.resolve(inner.claim(key, value, ttlMs)),
-      putAll: (keys: readonly string[], value: string, ttlMs: number) => {
-        calls.push([...keys])
-        return Promise.resolve(inner.putAll(keys, value, ttlMs))
-      },
-    })
-    const check = createDedupeCheck({ ttl: '1h' }, false, {
-      store: shared,
-      bot: 'b',
-      upstreamTimeoutMs: 1000,
-      onError: noError,
-    })
-    const claims = []
-    for (const id of [1, 2, 3]) {
-      const exchange = new Exchange({} as never, 'r', 0)
-      await check?.run(exchange, readEnvelope({ update_id: id, message: {} }) as Update)
-      claims.push(exchange.dedupe!)
-    }
-    for (const claim of claims) settleDedupe(claim, OK)
-    expect(inner.read('{b}:dedupe:1')).toBe('inflight') // until the next iteration
-    await new Promise((resolve) => setImmediate(resolve))
-    expect(calls).toEqual([['{b}:dedupe:1', '{b}:dedupe:2', '{b}:dedupe:3']])
-    expect(inner.read('{b}:dedupe:3')).toBe('done')
-  })
-})

@@ -71,41 +71,27 @@ export interface DedupeClaim {
 }
 
 /**
- * Sets one bot's `done` marks. With a store that answers synchronously (memory) each is set at
- * once; with Redis, the marks settled in one event-loop iteration (the answers sent in it) are set
- * together in the next, with one command: settling is off every answer's path, and one command
- * for several updates instead of one each is a round trip less per update under load. Until then
- * the mark says in flight, so a copy arriving in that instant is asked to retry, never forwarded.
+ * Settles one bot's marks: `done` for `ttl`, or removed. Off the answer's path: a failure is
+ * reported, never thrown. (With Redis, the marks settled in one event-loop iteration go out in one
+ * command: see src/store/batch.ts.)
  */
 export class DoneMarks {
-  readonly store: Store
+  readonly #store: Store
   readonly #ttlMs: number
   readonly #onError: (error: unknown) => void
-  #pending: string[] = []
 
   constructor(store: Store, ttlMs: number, onError: (error: unknown) => void) {
-    this.store = store
+    this.#store = store
     this.#ttlMs = ttlMs
     this.#onError = onError
   }
 
   done(key: string): void {
-    if (this.store.kind === 'memory') {
-      this.#settle(() => this.store.put(key, DONE, this.#ttlMs))
-      return
-    }
-    if (this.#pending.length === 0) setImmediate(() => this.#flush())
-    this.#pending.push(key)
+    this.#settle(() => this.#store.put(key, DONE, this.#ttlMs))
   }
 
   release(key: string): void {
-    this.#settle(() => this.store.remove(key))
-  }
-
-  #flush(): void {
-    const keys = this.#pending
-    this.#pending = []
-    this.#settle(() => this.store.putAll(keys, DONE, this.#ttlMs))
+    this.#settle(() => this.#store.remove(key))
   }
 
   #settle(write: () => Maybe<void>): void {
