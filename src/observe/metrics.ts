@@ -53,7 +53,8 @@ export class BotMetrics {
   readonly #requests: Counter
   readonly #shadow: Counter
   readonly #name: string
-  readonly #byOutcome = new Map<string, CounterChild>()
+  /** Counter children by outcome, then reason: both are the gateway's own constant strings, so no key is built per request. */
+  readonly #byOutcome = new Map<Outcome, Map<Reason, CounterChild>>()
   readonly duration: HistogramChild
   readonly upstream: HistogramChild
   readonly inflight: GaugeChild
@@ -70,11 +71,15 @@ export class BotMetrics {
   }
 
   request(reason: Reason, outcome: Outcome): void {
-    const key = `${outcome}:${reason}`
-    let child = this.#byOutcome.get(key)
+    let byReason = this.#byOutcome.get(outcome)
+    if (byReason === undefined) {
+      byReason = new Map()
+      this.#byOutcome.set(outcome, byReason)
+    }
+    let child = byReason.get(reason)
     if (child === undefined) {
       child = this.#requests.labels(this.#name, reason, outcome)
-      this.#byOutcome.set(key, child)
+      byReason.set(reason, child)
     }
     child.inc()
   }

@@ -37,6 +37,8 @@ export class RequestLog {
   readonly #messageText: boolean
   /** The logger's base fields, as its lines carry them. */
   readonly #base: string
+  /** `"bot":<name>` per bot name, quoted once: names come from the config, a handful per process. */
+  readonly #botFields = new Map<string, string>()
 
   constructor(logger: Logger, options: { messageText: boolean }) {
     this.#logger = logger
@@ -61,7 +63,12 @@ export class RequestLog {
     if (!this.#logger.isLevelEnabled(level)) return
     // Reasons and request ids are the gateway's own ASCII; anything that came from outside (bot
     // names, update types, commands, an unparsable X-Forwarded-For entry, notes) is JSON.stringify'd.
-    let line = `{"level":"${level}"${isoTime()}${this.#base},"bot":${JSON.stringify(bot)},"reason":"${answer.reason}","status":${answer.status},"ms":${ms(elapsed)}`
+    let botField = this.#botFields.get(bot)
+    if (botField === undefined) {
+      botField = `,"bot":${JSON.stringify(bot)}`
+      this.#botFields.set(bot, botField)
+    }
+    let line = `{"level":"${level}"${isoTime()}${this.#base}${botField},"reason":"${answer.reason}","status":${answer.status},"ms":${ms(elapsed)}`
     const update = exchange.update
     if (update !== undefined) {
       line += `,"update_id":${update.id},"update_type":${JSON.stringify(update.type)}`

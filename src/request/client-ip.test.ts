@@ -72,4 +72,25 @@ describe('ClientIpResolver', () => {
     expect(resolver('10.0.0.0/8').resolve('10.0.0.5', undefined).text).toBe('10.0.0.5')
     expect(resolver('10.0.0.0/8').resolve('10.0.0.5', ' , ').text).toBe('10.0.0.5')
   })
+
+  it('answers a repeated (peer, header) pair from its cache, and the same as a fresh resolver would', () => {
+    const walk = resolver('10.0.0.0/8')
+    const first = walk.resolve('10.0.0.5', '149.154.167.99')
+    expect(walk.resolve('10.0.0.5', '149.154.167.99')).toBe(first)
+    // The cache key keeps peers and headers apart: another peer, or no header, is its own answer.
+    expect(walk.resolve('203.0.113.9', '149.154.167.99').text).toBe('203.0.113.9')
+    expect(walk.resolve('10.0.0.5', undefined).text).toBe('10.0.0.5')
+    expect(walk.resolve('10.0.0.5', '149.154.167.99').text).toBe('149.154.167.99')
+  })
+
+  it('resolves long headers and a stream of distinct ones correctly, past the cache bound', () => {
+    const walk = resolver('10.0.0.0/8')
+    const long = `${'10.1.1.1, '.repeat(40)}149.154.167.99`
+    expect(walk.resolve('10.0.0.5', long).text).toBe('149.154.167.99')
+    for (let i = 0; i < 3000; i++) {
+      const hop = `198.51.${i >> 8}.${i & 255}`
+      expect(walk.resolve('10.0.0.5', `1.1.1.1, ${hop}`).text).toBe(hop)
+    }
+    expect(walk.resolve('10.0.0.5', '149.154.167.99').text).toBe('149.154.167.99')
+  })
 })

@@ -30,15 +30,39 @@ function stripPort(token: string): string {
   return colon >= 0 && colon === token.lastIndexOf(':') ? token.slice(0, colon) : token
 }
 
+/**
+ * Resolved addresses kept per (peer, X-Forwarded-For) text. Updates come from a few of Telegram's
+ * addresses through a few proxies, so nearly every request finds its answer here instead of
+ * parsing and formatting addresses again. Only short headers are kept, and the whole cache is
+ * dropped when full: a sender varying the header costs only the parse it would have cost anyway.
+ */
+const CACHE_ENTRIES = 1024
+const CACHED_HEADER_LENGTH = 200
+
 /** Precomputed once per config: with no trusted proxies, X-Forwarded-For is never even looked at. */
 export class ClientIpResolver {
   readonly #trusted: CidrSet
+  readonly #cache = new Map<string, ClientAddress>()
 
   constructor(trusted: CidrSet) {
     this.#trusted = trusted
   }
 
   resolve(peerText: string | undefined, forwardedFor: string | string[] | undefined): ClientAddress {
+    if (peerText === undefined || Array.isArray(forwardedFor)) return this.#resolve(peerText, forwardedFor)
+    if (forwardedFor !== undefined && forwardedFor.length > CACHED_HEADER_LENGTH)
+      return this.#resolve(peerText, forwardedFor)
+    const key = forwardedFor === undefined ? peerText : `${peerText} ${forwardedFor}`
+    let address = this.#cache.get(key)
+    if (address === undefined) {
+      address = this.#resolve(peerText, forwardedFor)
+      if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear()
+      this.#cache.set(key, address)
+    }
+    return address
+  }
+
+  #resolve(peerText: string | undefined, forwardedFor: string | string[] | undefined): ClientAddress {
     const peer = peerText === undefined ? undefined : parseIp(peerText)
     const trustedPeer = peer !== undefined && this.#trusted.size > 0 && this.#trusted.has(peer)
     const peerAddress: ClientAddress = {

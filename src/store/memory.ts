@@ -14,8 +14,11 @@
  * limit keys are driven by senders (`key: ip` even before authentication), and a flood of them
  * must not evict the dedupe marks of genuine updates.
  *
- * Time is kept in whole microseconds, the unit of GCRA ({@link ./gcra.ts}): a rate-limit state is
- * its TAT, which is also exactly when it expires (from then on the key behaves as fresh).
+ * Times: a mark's expiry is kept in whole milliseconds since the store was created, a small
+ * integer V8 stores inside the entry (an absolute time would be a boxed double, one more heap
+ * object per mark). A rate-limit state is kept in whole microseconds since the epoch, the unit of
+ * GCRA ({@link ./gcra.ts}): it is its TAT, which is also exactly when it expires (from then on the
+ * key behaves as fresh).
  */
 
 import { conforms, nextTat, waitUs } from './gcra.js'
@@ -33,7 +36,7 @@ export interface MemoryStoreOptions {
 
 interface Mark {
   value: string
-  /** Microseconds since the epoch. */
+  /** In the unit of its map: milliseconds since the store's creation (marks), microseconds since the epoch (limit states). */
   expiresAt: number
 }
 
@@ -56,7 +59,7 @@ const SWEEP_PER_WRITE = 2
 class ExpiringMap {
   readonly #entries = new Map<string, Mark>()
   readonly #max: number
-  #sweep: IterableIterator<string> | undefined
+  #sweep: IterableIterator<[string, Mark]> | undefined
   #oldest: IterableIterator<string> | undefined
 
   constructor(max: number) {
@@ -76,15 +79,20 @@ class ExpiringMap {
     return undefined
   }
 
-  /** Sets `key` as the most recently used entry, sweeping a little and evicting past the bound. */
+  /** Sets `key` as the most recently used entry. */
   write(key: string, value: string, expiresAt: number, now: number): void {
     const mark = this.#entries.get(key)
-    if (mark !== undefined) {
+    if (mark === undefined) {
+      this.insert(key, value, expiresAt, now)
+    } else {
       mark.value = value
       mark.expiresAt = expiresAt
       this.touch(key, mark)
-      return
     }
+  }
+
+  /** Adds `key`, which is not in the map, as the newest entry; sweeps a little and evicts past the bound. */
+  insert(key: string, value: string, expiresAt: number, now: number): void {
     this.#entries.set(key, { value, expiresAt })
     this.#sweepSome(now)
     if (this.#entries.size > this.#max) this.#evictOldest()
@@ -119,14 +127,14 @@ class ExpiringMap {
 
   #sweepSome(now: number): void {
     for (let i = 0; i < SWEEP_PER_WRITE; i++) {
-      this.#sweep ??= this.#entries.keys()
+      this.#sweep ??= this.#entries.entries()
       const next = this.#sweep.next()
       if (next.done) {
         this.#sweep = undefined
         return
       }
-      const mark = this.#entries.get(next.value)
-      if (mark !== undefined && mark.expiresAt <= now) this.#entries.delete(next.value)
+      const [key, mark] = next.value
+      if (mark.expiresAt <= now) this.#entries.delete(key)
     }
   }
 }
@@ -136,6 +144,8 @@ export class MemoryStore implements Store {
   readonly #marks: ExpiringMap
   readonly #limits: ExpiringMap
   readonly #clock: Clock
+  /** Milliseconds since the epoch when the store was created: marks' times count from here. */
+  readonly #epochMs: number
   // Scratch space for limit(): it runs synchronously, so one set of arrays serves every call.
   readonly #keys: string[] = []
   readonly #found: (Mark | undefined)[] = []
@@ -146,6 +156,7 @@ export class MemoryStore implements Store {
     this.#marks = new ExpiringMap(maxEntries)
     this.#limits = new ExpiringMap(maxEntries)
     this.#clock = options.clock ?? systemClock
+    this.#epochMs = this.#clock()
   }
 
   /** Marks held now, expired ones not yet swept included. */
@@ -158,25 +169,31 @@ export class MemoryStore implements Store {
     return this.#limits.size
   }
 
-  #now(): number {
+  /** Now for limit states: microseconds since the epoch. */
+  #nowUs(): number {
     return Math.round(this.#clock() * 1000)
   }
 
+  /** Now for marks: milliseconds since the store's creation. */
+  #nowMs(): number {
+    return Math.round(this.#clock() - this.#epochMs)
+  }
+
   claim(key: string, value: string, ttlMs: number): string | undefined {
-    const now = this.#now()
+    const now = this.#nowMs()
     const existing = this.#marks.live(key, now)
     if (existing !== undefined) return existing.value
-    this.#marks.write(key, value, now + ttlMs * 1000, now)
+    this.#marks.insert(key, value, now + Math.ceil(ttlMs), now)
     return undefined
   }
 
   put(key: string, value: string, ttlMs: number): void {
-    const now = this.#now()
-    this.#marks.write(key, value, now + ttlMs * 1000, now)
+    const now = this.#nowMs()
+    this.#marks.write(key, value, now + Math.ceil(ttlMs), now)
   }
 
   read(key: string): string | undefined {
-    return this.#marks.live(key, this.#now())?.value
+    return this.#marks.live(key, this.#nowMs())?.value
   }
 
   remove(key: string): void {
@@ -184,17 +201,17 @@ export class MemoryStore implements Store {
   }
 
   async list(prefix: string): Promise<Entry[]> {
-    const now = this.#now()
+    const now = this.#nowMs()
     const entries: Entry[] = []
     for (const [key, mark] of this.#marks.entries()) {
       if (key.startsWith(prefix) && mark.expiresAt > now)
-        entries.push({ key, value: mark.value, ttlMs: Math.ceil((mark.expiresAt - now) / 1000) })
+        entries.push({ key, value: mark.value, ttlMs: mark.expiresAt - now })
     }
     return entries
   }
 
   limit(group: string, limits: readonly LimitKey[]): LimitOutcome {
-    const now = this.#now()
+    const now = this.#nowUs()
     const table = this.#limits
     const keys = this.#keys
     const found = this.#found
@@ -228,7 +245,7 @@ export class MemoryStore implements Store {
       const mark = found[i]
       const tat = next[i] as number
       if (!blocked && tat >= 0) {
-        if (mark === undefined) table.write(key, '', tat, now)
+        if (mark === undefined) table.insert(key, '', tat, now)
         else {
           mark.expiresAt = tat
           table.touch(key, mark)
@@ -250,7 +267,7 @@ export class MemoryStore implements Store {
       if (limit.spec.shadow || limit.replyKey === undefined) continue
       const key = `${group}:${limit.replyKey}`
       if (this.#limits.live(key, now) !== undefined) return -1
-      this.#limits.write(key, '', now + limit.spec.intervalUs, now)
+      this.#limits.insert(key, '', now + limit.spec.intervalUs, now)
       return index
     }
     return -1
