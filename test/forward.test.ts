@@ -135,6 +135,13 @@ describe('the upstream outcome table', () => {
     const reply = await post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))
     expect(reply.status).toBe(204)
     expect(reply.body).toBe('')
+    // A 204 carries no length and no content type (RFC 9110 section 8.6).
+    expect(reply.headers['content-length']).toBeUndefined()
+    expect(reply.headers['content-type']).toBeUndefined()
+    upstream.respond = (_request, response) => response.writeHead(200).end()
+    const empty = await post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))
+    expect([empty.status, empty.body, empty.headers['content-length']]).toEqual([200, '', '0'])
+    expect(empty.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 
   it('2xx with a reply over 1 MiB: an empty 200 (delivered, reply withheld)', async () => {

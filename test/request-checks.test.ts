@@ -79,6 +79,20 @@ describe('check 1: route', () => {
     const reply = await post(`${url}?x=1`, update(), telegramHeaders(SECRET))
     expect(reply.status).toBe(200)
   })
+
+  it('reads a request target in absolute form, as a forward proxy sends it', async () => {
+    const body = update()
+    const head = (target: string) =>
+      `POST ${target} HTTP/1.1\r\nHost: example.org\r\nContent-Type: application/json\r\n` +
+      `X-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`
+    expect((await raw(gateway.webhook, head(`http://example.org${PATH}?x=1`))).text).toMatch(
+      /^HTTP\/1\.1 200 /,
+    )
+    const elsewhere = await raw(gateway.webhook, head('http://example.org/tg/other'))
+    expect(elsewhere.text).toMatch(/^HTTP\/1\.1 404 /)
+    expect(elsewhere.text).toContain('{"ok":false,"error":"unknown_route"}')
+  })
 })
 
 describe('check 4: secret token', () => {

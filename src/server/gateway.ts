@@ -4,16 +4,15 @@
  * and shutdown.
  *
  * A generation is everything built from one config: compiled pipelines, upstream pools and the
- * hono app. Reloads build a new generation off the request path and swap one reference; requests
+ * webhook listener. Reloads build a new generation off the request path and swap one reference; requests
  * already running finish on the generation they started on, whose upstream pools are closed once
  * its last request is done. A config that fails to load is refused and the old one keeps serving.
  */
 
-import type { Server } from 'node:http'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { createAdaptorServer, type HttpBindings } from '@hono/node-server'
-import type { Hono } from 'hono'
+import { createAdaptorServer } from '@hono/node-server'
 import { type AdminState, buildAdminState, mountAdminApi } from '../admin/index.js'
 import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
@@ -29,7 +28,7 @@ import type { Store } from '../store/index.js'
 import { MemoryStore } from '../store/memory.js'
 import { type OpenedStore, openStore } from '../store/open.js'
 import { VERSION } from '../version.js'
-import { buildWebhookApp } from './app.js'
+import { buildWebhookListener, type WebhookListener } from './app.js'
 import { FileWatcher } from './watch.js'
 
 /** Most marks of the blocks' own memory store: far above what the admin API lets in (10 000 per bot). */
@@ -41,7 +40,7 @@ const TIMEOUT_CHECK_INTERVAL_MS = 1000
 class Generation {
   readonly config: GatewayConfig
   readonly bots: readonly BotPipeline[]
-  readonly app: Hono<{ Bindings: HttpBindings }>
+  readonly listener: WebhookListener
   /** Admin API keys, bots and the JWKS of this config. */
   readonly admin: AdminState
   #active = 0
@@ -51,7 +50,7 @@ class Generation {
     this.config = config
     this.bots = config.bots.map((bot) => compileBot(bot, deps))
     this.admin = buildAdminState(config)
-    this.app = buildWebhookApp({
+    this.listener = buildWebhookListener({
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
       logger,
@@ -132,27 +131,19 @@ export class Gateway {
       counts: () => this.#generation.bots.map((bot) => [bot.name, bot.metrics.alerts] as const),
     })
     this.alerts.configure(config.alerts)
-    const fetch: Parameters<typeof createAdaptorServer>[0]['fetch'] = (request, env) =>
-      this.#generation.app.fetch(request, env)
+    const listener: WebhookListener = (incoming, outgoing) => this.#generation.listener(incoming, outgoing)
     this.#tls = config.tls
-    this.#webhook = (
+    this.#webhook =
       config.tls === undefined
-        ? createAdaptorServer({
-            fetch,
-            autoCleanupIncoming: false,
-            serverOptions: { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
-          })
-        : createAdaptorServer({
-            fetch,
-            autoCleanupIncoming: false,
-            createServer: createHttpsServer,
-            serverOptions: {
+        ? createHttpServer({ connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, listener)
+        : createHttpsServer(
+            {
               connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
               cert: config.tls.cert,
               key: config.tls.key,
             },
-          })
-    ) as Server | HttpsServer
+            listener,
+          )
     this.#applyTimeouts(config)
     this.#webhook.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       // Malformed HTTP or a client too slow with its headers or body: answer if we still can.
