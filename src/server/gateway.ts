@@ -90,7 +90,7 @@ export interface GatewayOptions extends LoadOptions {
 export class Gateway {
   readonly #options: GatewayOptions
   readonly logger: Logger
-  readonly metrics = new GatewayMetrics(VERSION)
+  readonly metrics: GatewayMetrics
   /** Shared state; it outlives config generations, so marks survive reloads. */
   readonly store: Store
   /**
@@ -113,10 +113,15 @@ export class Gateway {
   #draining = false
   #reloading: Promise<boolean> | undefined
 
-  private constructor(options: GatewayOptions, config: GatewayConfig) {
+  private constructor(
+    options: GatewayOptions,
+    config: GatewayConfig,
+    started: { logger: Logger; metrics: GatewayMetrics; opened: OpenedStore },
+  ) {
     this.#options = options
-    this.logger = options.logger ?? createLogger(config.log.level)
-    this.#opened = openStore(config.store, { metrics: this.metrics, logger: this.logger })
+    this.logger = started.logger
+    this.metrics = started.metrics
+    this.#opened = started.opened
     this.store = this.#opened.store
     // Blocks are operator state, not traffic. The shared memory store evicts the least recently
     // written marks when full, so a flood of dedupe marks could evict a block: with the memory
@@ -167,7 +172,10 @@ export class Gateway {
   /** Loads the config, binds both listeners and starts watching the config files. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = loadConfig(options.configFile, options)
-    const gateway = new Gateway(options, config)
+    const logger = options.logger ?? createLogger(config.log.level)
+    const metrics = new GatewayMetrics(VERSION)
+    const opened = await openStore(config.store, { metrics, logger })
+    const gateway = new Gateway(options, config, { logger, metrics, opened })
     // Wait for Redis (at most store.connect_timeout) so the first updates find the shared state.
     await gateway.#opened.start()
     try {

@@ -19,7 +19,7 @@ const available = redisServerAvailable()
 
 type Line = Record<string, unknown>
 
-function open(server: RedisServer, onError: OnError) {
+async function open(server: RedisServer, onError: OnError) {
   const lines: Line[] = []
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -41,7 +41,7 @@ function open(server: RedisServer, onError: OnError) {
     onError,
     maxEntries: 1000,
   }
-  const opened = openStore(config, { metrics, logger: createLogger('debug', sink) })
+  const opened = await openStore(config, { metrics, logger: createLogger('debug', sink) })
   return { opened, store: opened.store as GuardedStore, metrics, lines }
 }
 
@@ -72,7 +72,7 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
   })
 
   it('closed: every operation rejects with StoreError while Redis is down, then recovers', async () => {
-    const { opened, store, metrics, lines } = open(server, 'closed')
+    const { opened, store, metrics, lines } = await open(server, 'closed')
     try {
       await opened.start()
       expect(opened.health()).toEqual({ up: true, ready: true, detail: 'up' })
@@ -114,7 +114,7 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
   })
 
   it('local: operations run on the in-process store while Redis is down', async () => {
-    const { opened, store, metrics } = open(server, 'local')
+    const { opened, store, metrics } = await open(server, 'local')
     try {
       await opened.start()
       await server.kill()
@@ -143,7 +143,7 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
   })
 
   it('open: while Redis is down nothing is stored and everything passes', async () => {
-    const { opened, store } = open(server, 'open')
+    const { opened, store } = await open(server, 'open')
     try {
       await opened.start()
       await server.kill()
@@ -163,7 +163,7 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
   })
 
   it('a Redis slower than the timeout counts as down: the operation falls back, then Redis is used again', async () => {
-    const { opened, store, metrics, lines } = open(server, 'local')
+    const { opened, store, metrics, lines } = await open(server, 'local')
     try {
       await opened.start()
       for (let i = 0; i < 20; i++) await store.limit('bot', limit(`warm${i}`))
@@ -187,7 +187,7 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
 
   it('starts without Redis, says so, and connects when it comes', async () => {
     await server.kill()
-    const { opened, store, lines } = open(server, 'local')
+    const { opened, store, lines } = await open(server, 'local')
     try {
       await opened.start() // waits connect_timeout (1 s here), then goes on
       expect(opened.health()).toMatchObject({ up: false, ready: true })

@@ -3,6 +3,9 @@
  * Builds the gateway's store from the `store` section: the bounded in-process store, or Redis
  * behind the `on_error` guard with an in-process store standing by for `on_error: local`. The
  * store is built once per process and outlives config reloads; `store` changes apply on restart.
+ *
+ * The Redis client (ioredis and ./redis.ts) is loaded only for `store: redis`: a gateway on the
+ * memory store never has it in memory (about 7 MB of RSS).
  */
 
 import type { Logger } from '../observe/logger.js'
@@ -11,7 +14,6 @@ import type { StoreConfig } from './config.js'
 import { GuardedStore, type StoreHealth } from './guard.js'
 import type { Clock, Store } from './index.js'
 import { MemoryStore } from './memory.js'
-import { RedisStore } from './redis.js'
 
 export interface OpenedStore {
   readonly store: Store
@@ -30,13 +32,14 @@ export interface OpenDeps {
 
 const MEMORY_HEALTH: StoreHealth = { up: true, ready: true, detail: 'memory' }
 
-export function openStore(config: StoreConfig, deps: OpenDeps): OpenedStore {
+export async function openStore(config: StoreConfig, deps: OpenDeps): Promise<OpenedStore> {
   const clock = deps.clock === undefined ? {} : { clock: deps.clock }
   if (config.type === 'memory') {
     deps.metrics.storeUp.labels('memory').set(1)
     const store = new MemoryStore({ maxEntries: config.maxEntries, ...clock })
     return { store, health: () => MEMORY_HEALTH, start: async () => {} }
   }
+  const { RedisStore } = await import('./redis.js')
   let guard: GuardedStore | undefined
   const backend = new RedisStore({
     config,
