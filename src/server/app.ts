@@ -111,11 +111,14 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
   const fault = (error: unknown, incoming: IncomingMessage, outgoing: ServerResponse): void => {
     logger.error({ err: error }, 'internal error')
     try {
-      if (outgoing.headersSent) outgoing.destroy()
-      else {
-        const exchange = new Exchange(incoming, randomUUID(), performance.now())
-        writeAnswer(exchange, { ...INTERNAL_ERROR, close: true }, outgoing, true)
+      if (outgoing.headersSent) {
+        outgoing.destroy()
+        return
       }
+      const exchange = new Exchange(incoming, randomUUID(), performance.now())
+      const answer: Answer = { ...INTERNAL_ERROR, close: true }
+      requests.record(NO_BOT, deps.unrouted, exchange, answer)
+      writeAnswer(exchange, answer, outgoing, true)
     } catch {
       outgoing.destroy()
     }
