@@ -4,9 +4,10 @@
  * and shutdown.
  *
  * A generation is everything built from one config: compiled pipelines, upstream pools and the
- * webhook listener. Reloads build a new generation off the request path and swap one reference; requests
- * already running finish on the generation they started on, whose upstream pools are closed once
- * its last request is done. A config that fails to load is refused and the old one keeps serving.
+ * webhook listener. Reloads build a new generation off the request path and swap one reference;
+ * requests already running finish on the generation they started on, whose upstream pools are
+ * closed once its last request is done. A config that fails to load is refused and the old one
+ * keeps serving.
  */
 
 import { createServer as createHttpServer, type Server } from 'node:http'
@@ -175,7 +176,13 @@ export class Gateway {
     const logger = options.logger ?? createLogger(config.log.level)
     const metrics = new GatewayMetrics(VERSION)
     const opened = await openStore(config.store, { metrics, logger })
-    const gateway = new Gateway(options, config, { logger, metrics, opened })
+    let gateway: Gateway
+    try {
+      gateway = new Gateway(options, config, { logger, metrics, opened })
+    } catch (error) {
+      await opened.store.close()
+      throw error
+    }
     // Wait for Redis (at most store.connect_timeout) so the first updates find the shared state.
     await gateway.#opened.start()
     try {
