@@ -66,6 +66,57 @@ describe('MemoryStore', () => {
     expect(store.read('k990')).toBeUndefined()
   })
 
+  it('keeps marks of any number of distinct values, each with its own value', async () => {
+    const { store } = clocked()
+    for (let i = 0; i < 50; i++) store.put(`block:${i}`, `{"reason":"r${i}"}`, 60_000)
+    for (let i = 0; i < 50; i++) expect(store.read(`block:${i}`)).toBe(`{"reason":"r${i}"}`)
+    // Rewritten with a value of the first three, or with another value kept beside.
+    store.put('block:7', '{"reason":"r0"}', 60_000)
+    store.put('block:8', 'changed', 60_000)
+    expect([store.read('block:7'), store.read('block:8')]).toEqual(['{"reason":"r0"}', 'changed'])
+    expect(store.claim('block:9', 'x', 1000)).toBe('{"reason":"r9"}')
+    const listed = await store.list('block:4')
+    expect(listed).toEqual([
+      { key: 'block:4', value: '{"reason":"r4"}', ttlMs: 60_000 },
+      ...Array.from({ length: 10 }, (_, i) => ({
+        key: `block:4${i}`,
+        value: `{"reason":"r4${i}"}`,
+        ttlMs: 60_000,
+      })),
+    ])
+  })
+
+  it('drops a value kept beside with its mark: rewritten, removed, evicted or expired', () => {
+    const { store, advance } = clocked({ maxEntries: 10 })
+    for (const value of ['inflight', 'done', 'third']) store.put(`first:${value}`, value, 60_000)
+    store.put('a', 'v1', 1000)
+    store.put('b', 'v2', 1000)
+    expect(store.valuesKeptBeside).toBe(2)
+    store.put('a', 'done', 1000)
+    store.remove('b')
+    expect(store.valuesKeptBeside).toBe(0)
+    for (let i = 0; i < 100; i++) store.put(`k${i}`, `value ${i}`, 1000)
+    expect(store.size).toBe(10)
+    expect(store.valuesKeptBeside).toBe(10)
+    expect(store.read('k99')).toBe('value 99')
+    advance(1000)
+    for (let i = 0; i < 10; i++) store.put(`n${i}`, 'done', 60_000)
+    expect(store.valuesKeptBeside).toBe(0)
+    expect(store.read('n9')).toBe('done')
+  })
+
+  it('keeps marks whole when the clock steps back before the store was created', () => {
+    let now = 1_000_000
+    const store = new MemoryStore({ clock: () => now })
+    now -= 5000
+    expect(store.claim('a', 'inflight', 1000)).toBeUndefined()
+    expect(store.claim('a', 'inflight', 1000)).toBe('inflight')
+    now += 5000
+    expect(store.read('a')).toBe('inflight')
+    now += 1000
+    expect(store.read('a')).toBeUndefined()
+  })
+
   it('holds memory to the live marks when a sender cycles through keys', () => {
     const { store, advance } = clocked({ maxEntries: 1000 })
     for (let i = 0; i < 100_000; i++) {

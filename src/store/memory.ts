@@ -14,11 +14,17 @@
  * limit keys are driven by senders (`key: ip` even before authentication), and a flood of them
  * must not evict the dedupe marks of genuine updates.
  *
- * Times: a mark's expiry is kept in whole milliseconds since the store was created, a small
- * integer V8 stores inside the entry (an absolute time would be a boxed double, one more heap
- * object per mark). A rate-limit state is kept in whole microseconds since the epoch, the unit of
- * GCRA ({@link ./gcra.ts}): it is its TAT, which is also exactly when it expires (from then on the
- * key behaves as fresh).
+ * Each entry is a key and one number, its stamp: no object per entry. With 100,000 dedupe marks
+ * (the default bound) that is about 4 MB less heap than a small object per mark, and fewer
+ * objects for the garbage collector to copy and mark.
+ *
+ * - A mark's stamp is its expiry, in whole milliseconds since the store was created, times
+ *   {@link VALUE_CODES}, plus a code for its value: the first values written (dedupe's `inflight`
+ *   and `done`) are numbered, others are kept beside the map. The stamp stays a small integer,
+ *   stored in the entry itself, for the first days after start; a larger one is a boxed number.
+ * - A rate-limit state's stamp is its TAT in whole microseconds since the epoch, the unit of GCRA
+ *   ({@link ./gcra.ts}), which is also exactly when it expires (from then on the key behaves as
+ *   fresh). Its value is always empty.
  */
 
 import { conforms, nextTat, waitUs } from './gcra.js'
@@ -34,12 +40,6 @@ export interface MemoryStoreOptions {
   readonly clock?: Clock
 }
 
-interface Mark {
-  value: string
-  /** In the unit of its map: milliseconds since the store's creation (marks), microseconds since the epoch (limit states). */
-  expiresAt: number
-}
-
 /**
  * Entries looked at per new entry to drop expired ones: more than one, so the sweep goes round the
  * map faster than writes grow it, and every expired entry is dropped within a bounded number of
@@ -47,8 +47,13 @@ interface Mark {
  */
 const SWEEP_PER_WRITE = 2
 
+/** Mark values numbered inside the stamp: codes 0 to 2 name the first three values written, 3 says "kept beside". */
+const VALUE_CODES = 4
+const VALUE_BESIDE = VALUE_CODES - 1
+
 /**
- * A Map of expiring entries in least-recently-used order, bounded in size.
+ * A Map from keys to stamps (numbers that hold an expiry, see the module comment) in
+ * least-recently-used order, bounded in size.
  *
  * Both walks over the entries (the sweep for expired ones, and eviction from the oldest end) use
  * iterators kept from one call to the next. A Map keeps deleted entries as holes until it is
@@ -57,58 +62,62 @@ const SWEEP_PER_WRITE = 2
  * write. A kept iterator passes each hole once.
  */
 class ExpiringMap {
-  readonly #entries = new Map<string, Mark>()
+  readonly #entries = new Map<string, number>()
   readonly #max: number
-  #sweep: IterableIterator<[string, Mark]> | undefined
-  #oldest: IterableIterator<string> | undefined
+  readonly #expiryOf: (stamp: number) => number
+  /** Told of every entry that leaves the map, whatever the reason. */
+  readonly #dropped: ((key: string, stamp: number) => void) | undefined
+  #sweep: IterableIterator<[string, number]> | undefined
+  #oldest: IterableIterator<[string, number]> | undefined
 
-  constructor(max: number) {
+  constructor(
+    max: number,
+    expiryOf: (stamp: number) => number,
+    dropped?: (key: string, stamp: number) => void,
+  ) {
     this.#max = max
+    this.#expiryOf = expiryOf
+    this.#dropped = dropped
   }
 
   get size(): number {
     return this.#entries.size
   }
 
-  /** The live entry of `key`; an expired one is dropped. */
-  live(key: string, now: number): Mark | undefined {
-    const mark = this.#entries.get(key)
-    if (mark === undefined) return undefined
-    if (mark.expiresAt > now) return mark
-    this.#entries.delete(key)
+  /** The stamp of `key` while it lives; an expired entry is dropped. */
+  live(key: string, now: number): number | undefined {
+    const stamp = this.#entries.get(key)
+    if (stamp === undefined) return undefined
+    if (this.#expiryOf(stamp) > now) return stamp
+    this.#drop(key, stamp)
     return undefined
   }
 
   /** Sets `key` as the most recently used entry. */
-  write(key: string, value: string, expiresAt: number, now: number): void {
-    const mark = this.#entries.get(key)
-    if (mark === undefined) {
-      this.insert(key, value, expiresAt, now)
-    } else {
-      mark.value = value
-      mark.expiresAt = expiresAt
-      this.touch(key, mark)
-    }
+  write(key: string, stamp: number, now: number): void {
+    if (this.#entries.delete(key)) this.#entries.set(key, stamp)
+    else this.insert(key, stamp, now)
   }
 
   /** Adds `key`, which is not in the map, as the newest entry; sweeps a little and evicts past the bound. */
-  insert(key: string, value: string, expiresAt: number, now: number): void {
-    this.#entries.set(key, { value, expiresAt })
+  insert(key: string, stamp: number, now: number): void {
+    this.#entries.set(key, stamp)
     this.#sweepSome(now)
     if (this.#entries.size > this.#max) this.#evictOldest()
   }
 
-  /** Marks an entry as recently used without changing it. */
-  touch(key: string, mark: Mark): void {
+  /** Sets an entry's stamp and marks it as recently used. */
+  touch(key: string, stamp: number): void {
     this.#entries.delete(key)
-    this.#entries.set(key, mark)
+    this.#entries.set(key, stamp)
   }
 
   delete(key: string): void {
-    this.#entries.delete(key)
+    const stamp = this.#entries.get(key)
+    if (stamp !== undefined) this.#drop(key, stamp)
   }
 
-  entries(): IterableIterator<[string, Mark]> {
+  entries(): IterableIterator<[string, number]> {
     return this.#entries.entries()
   }
 
@@ -116,13 +125,18 @@ class ExpiringMap {
     this.#entries.clear()
   }
 
+  #drop(key: string, stamp: number): void {
+    this.#entries.delete(key)
+    this.#dropped?.(key, stamp)
+  }
+
   #evictOldest(): void {
     let next = this.#oldest?.next()
     if (next === undefined || next.done) {
-      this.#oldest = this.#entries.keys()
+      this.#oldest = this.#entries.entries()
       next = this.#oldest.next()
     }
-    if (!next.done) this.#entries.delete(next.value)
+    if (!next.done) this.#drop(next.value[0], next.value[1])
   }
 
   #sweepSome(now: number): void {
@@ -133,11 +147,14 @@ class ExpiringMap {
         this.#sweep = undefined
         return
       }
-      const [key, mark] = next.value
-      if (mark.expiresAt <= now) this.#entries.delete(key)
+      const [key, stamp] = next.value
+      if (this.#expiryOf(stamp) <= now) this.#drop(key, stamp)
     }
   }
 }
+
+const markExpiry = (stamp: number): number => Math.floor(stamp / VALUE_CODES)
+const limitExpiry = (stamp: number): number => stamp
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
@@ -146,15 +163,22 @@ export class MemoryStore implements Store {
   readonly #clock: Clock
   /** Milliseconds since the epoch when the store was created: marks' times count from here. */
   readonly #epochMs: number
+  /** Mark values by code, and codes by value (see {@link VALUE_CODES}). */
+  readonly #values: string[] = []
+  readonly #codes = new Map<string, number>()
+  /** Values of the marks whose stamp says {@link VALUE_BESIDE}. */
+  readonly #beside = new Map<string, string>()
   // Scratch space for limit(): it runs synchronously, so one set of arrays serves every call.
   readonly #keys: string[] = []
-  readonly #found: (Mark | undefined)[] = []
+  readonly #found: (number | undefined)[] = []
   readonly #next: number[] = []
 
   constructor(options: MemoryStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? 100_000
-    this.#marks = new ExpiringMap(maxEntries)
-    this.#limits = new ExpiringMap(maxEntries)
+    this.#marks = new ExpiringMap(maxEntries, markExpiry, (key, stamp) => {
+      if (stamp % VALUE_CODES === VALUE_BESIDE) this.#beside.delete(key)
+    })
+    this.#limits = new ExpiringMap(maxEntries, limitExpiry)
     this.#clock = options.clock ?? systemClock
     this.#epochMs = this.#clock()
   }
@@ -162,6 +186,11 @@ export class MemoryStore implements Store {
   /** Marks held now, expired ones not yet swept included. */
   get size(): number {
     return this.#marks.size
+  }
+
+  /** Values of marks kept beside the map (a value other than the first three written); for tests. */
+  get valuesKeptBeside(): number {
+    return this.#beside.size
   }
 
   /** Rate-limit states (and reply-once marks) held now, expired ones not yet swept included. */
@@ -174,26 +203,49 @@ export class MemoryStore implements Store {
     return Math.round(this.#clock() * 1000)
   }
 
-  /** Now for marks: milliseconds since the store's creation. */
+  /** Now for marks: milliseconds since the store's creation (never below zero, should the clock step back). */
   #nowMs(): number {
-    return Math.round(this.#clock() - this.#epochMs)
+    return Math.max(0, Math.round(this.#clock() - this.#epochMs))
+  }
+
+  /** The stamp of a mark of `key` with `value` that expires at `expiresAt` (ms since creation). */
+  #stamp(key: string, value: string, expiresAt: number): number {
+    let code = this.#codes.get(value)
+    if (code === undefined && this.#values.length < VALUE_BESIDE) {
+      code = this.#values.length
+      this.#values.push(value)
+      this.#codes.set(value, code)
+    }
+    if (code === undefined) {
+      this.#beside.set(key, value)
+      code = VALUE_BESIDE
+    } else if (this.#beside.size > 0) {
+      this.#beside.delete(key)
+    }
+    return expiresAt * VALUE_CODES + code
+  }
+
+  #value(key: string, stamp: number): string {
+    const code = stamp % VALUE_CODES
+    return (code === VALUE_BESIDE ? this.#beside.get(key) : this.#values[code]) as string
   }
 
   claim(key: string, value: string, ttlMs: number): string | undefined {
     const now = this.#nowMs()
     const existing = this.#marks.live(key, now)
-    if (existing !== undefined) return existing.value
-    this.#marks.insert(key, value, now + Math.ceil(ttlMs), now)
+    if (existing !== undefined) return this.#value(key, existing)
+    this.#marks.insert(key, this.#stamp(key, value, now + Math.ceil(ttlMs)), now)
     return undefined
   }
 
   put(key: string, value: string, ttlMs: number): void {
     const now = this.#nowMs()
-    this.#marks.write(key, value, now + Math.ceil(ttlMs), now)
+    this.#marks.write(key, this.#stamp(key, value, now + Math.ceil(ttlMs)), now)
   }
 
   read(key: string): string | undefined {
-    return this.#marks.live(key, this.#nowMs())?.value
+    const stamp = this.#marks.live(key, this.#nowMs())
+    return stamp === undefined ? undefined : this.#value(key, stamp)
   }
 
   remove(key: string): void {
@@ -203,9 +255,10 @@ export class MemoryStore implements Store {
   async list(prefix: string): Promise<Entry[]> {
     const now = this.#nowMs()
     const entries: Entry[] = []
-    for (const [key, mark] of this.#marks.entries()) {
-      if (key.startsWith(prefix) && mark.expiresAt > now)
-        entries.push({ key, value: mark.value, ttlMs: mark.expiresAt - now })
+    for (const [key, stamp] of this.#marks.entries()) {
+      const expiresAt = markExpiry(stamp)
+      if (key.startsWith(prefix) && expiresAt > now)
+        entries.push({ key, value: this.#value(key, stamp), ttlMs: expiresAt - now })
     }
     return entries
   }
@@ -221,11 +274,12 @@ export class MemoryStore implements Store {
     let retry = 0
     for (let i = 0; i < limits.length; i++) {
       const { spec, key } = limits[i] as LimitKey
-      const full = `${group}:${key}`
-      const mark = table.live(full, now)
-      const tat = nextTat(mark?.expiresAt, now, spec)
+      // Joined rather than concatenated: the map keeps a flat string, not a rope (see the dedupe check).
+      const full = [group, key].join(':')
+      const state = table.live(full, now)
+      const tat = nextTat(state, now, spec)
       keys[i] = full
-      found[i] = mark
+      found[i] = state
       if (conforms(tat, now, spec)) {
         next[i] = tat
       } else {
@@ -242,17 +296,14 @@ export class MemoryStore implements Store {
     if (blocked && denied !== undefined) reply = this.#replyOnce(group, limits, denied, now)
     for (let i = 0; i < limits.length; i++) {
       const key = keys[i] as string
-      const mark = found[i]
+      const state = found[i]
       const tat = next[i] as number
       if (!blocked && tat >= 0) {
-        if (mark === undefined) table.insert(key, '', tat, now)
-        else {
-          mark.expiresAt = tat
-          table.touch(key, mark)
-        }
-      } else if (mark !== undefined) {
+        if (state === undefined) table.insert(key, tat, now)
+        else table.touch(key, tat)
+      } else if (state !== undefined) {
         // A key being denied is in use: keep it from being evicted by a flood of new keys.
-        table.touch(key, mark)
+        table.touch(key, state)
       }
       found[i] = undefined
     }
@@ -267,7 +318,7 @@ export class MemoryStore implements Store {
       if (limit.spec.shadow || limit.replyKey === undefined) continue
       const key = `${group}:${limit.replyKey}`
       if (this.#limits.live(key, now) !== undefined) return -1
-      this.#limits.insert(key, '', now + limit.spec.intervalUs, now)
+      this.#limits.insert(key, now + limit.spec.intervalUs, now)
       return index
     }
     return -1
@@ -275,6 +326,7 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.#marks.clear()
+    this.#beside.clear()
     this.#limits.clear()
   }
 }
