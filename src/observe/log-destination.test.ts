@@ -8,7 +8,8 @@ function destination(write: (chunk: Buffer) => number) {
   const written: Buffer[] = []
   const fake: Write = (_fd, buffer, offset, length) => {
     const accepted = write(buffer.subarray(offset, offset + length))
-    written.push(buffer.subarray(offset, offset + accepted))
+    // A copy, as write(2) makes one: the destination reuses its buffer for the next batch.
+    written.push(Buffer.from(buffer.subarray(offset, offset + accepted)))
     return accepted
   }
   const log = new LogDestination(99, fake as never)
@@ -35,6 +36,21 @@ describe('LogDestination', () => {
     log.flushSync()
     expect(calls).toBe(2)
     expect(text()).toBe(`${line.repeat(FLUSH_CHARS / line.length)}tail ü\n`)
+  })
+
+  it('writes batches of any size and script byte for byte, one after another', () => {
+    const { log, text } = destination((chunk) => chunk.length)
+    const lines = [
+      `${'ü€😀'.repeat(3000)}\n`, // 12,000 code units, 27,000 bytes: encoded in the kept buffer
+      `${'a'.repeat(100)}\n`,
+      `${'€'.repeat(30_000)}\n`, // over a third of the kept buffer: a buffer of its own
+      'last \ud800 lone surrogate\n',
+    ]
+    for (const line of lines) {
+      log.write(line)
+      log.flushSync()
+    }
+    expect(text()).toBe(Buffer.from(lines.join(''), 'utf8').toString('utf8'))
   })
 
   it('finishes a partial write', () => {

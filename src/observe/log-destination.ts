@@ -20,6 +20,13 @@ import { writeSync } from 'node:fs'
 
 /** Characters pending before they are written out. */
 export const FLUSH_CHARS = 16 * 1024
+/**
+ * Bytes of the buffer each batch is encoded into, kept from one batch to the next: a new 16 KiB
+ * buffer per batch cost as much as the rest of the write. A UTF-16 code unit takes at most three
+ * bytes of UTF-8, so a batch of up to a third of this many characters always fits; a longer one
+ * (long lines with `log.message_text`) gets a buffer of its own.
+ */
+const SCRATCH_BYTES = 64 * 1024
 /** The longest a line waits when traffic is light. */
 export const FLUSH_MS = 250
 /** The longest one batch waits for a stalled pipe before it is dropped. */
@@ -31,6 +38,7 @@ export class LogDestination {
   readonly #fd: number
   readonly #write: typeof writeSync
   #pending = ''
+  readonly #scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
   #closed = false
   /** A batch was dropped to a full pipe and nothing has been written since: do not wait again. */
   #stalled = false
@@ -53,8 +61,13 @@ export class LogDestination {
   /** Writes out everything pending, now. */
   flushSync(): void {
     if (this.#pending === '' || this.#closed) return
-    const bytes = Buffer.from(this.#pending, 'utf8')
+    const text = this.#pending
     this.#pending = ''
+    // Writes are synchronous: the kept buffer is free again when this call returns.
+    const bytes =
+      text.length * 3 <= SCRATCH_BYTES
+        ? this.#scratch.subarray(0, this.#scratch.write(text, 0, 'utf8'))
+        : Buffer.from(text, 'utf8')
     let offset = 0
     let stalledMs = 0
     while (offset < bytes.length) {
