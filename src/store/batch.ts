@@ -6,9 +6,9 @@
  * things: the bot's blocks generation, a dedupe claim, a rate-limit evaluation, a done mark. Each
  * Redis command costs the gateway about as much CPU as the rest of a request's checks together,
  * whatever it carries, so the operations of one iteration go out as one command per kind:
- * identical reads as one GET, claims, puts and limits as one script each. The command is sent in the iteration's check phase (`setImmediate`), after the poll
- * phase has handed over every request it read, so every operation in a batch was asked for
- * before the command reached Redis: a read still sees every write completed before its request
+ * identical reads as one GET, claims, puts and limits as one script each. The command is sent in
+ * the iteration's check phase (`setImmediate`), after the poll phase has handed over every request
+ * it read, so every operation in a batch was asked for before the command reached Redis: a read still sees every write completed before its request
  * arrived (a block set on another replica applies at once), and a claim is as atomic as alone.
  * Each operation still has its own outcome, and times out with its command.
  */

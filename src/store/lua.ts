@@ -115,9 +115,10 @@ return #KEYS
 `
 
 /**
- * Several claims in one step: for each key in turn, `SET key value NX PX ttl`, answering false
- * where it set, else the value already there. A key twice in one batch (two copies of an update
- * in the same instant) is claimed by the first and answered with its value for the second.
+ * Claims in one step: for each key in turn, `SET key value NX PX ttl`, answering false where it
+ * set, else the value already there (Redis 7 can say `SET ... NX GET`; this form works on every
+ * version). A key twice in one batch (two copies of an update in the same instant) is claimed by
+ * the first and answered with its value for the second.
  * ARGV: value and ttl (ms) of each key in turn.
  */
 export const CLAIM_ALL_SCRIPT = `
@@ -130,13 +131,4 @@ for i = 1, #KEYS do
   end
 end
 return out
-`
-
-/**
- * `SET key value NX PX ttl`, answering the value already there when it did not set: a claim in one
- * round trip. (Redis 7 can say `SET ... NX GET`; this form works on every version.)
- */
-export const CLAIM_SCRIPT = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1])
 `

@@ -20,9 +20,9 @@
  * together: one command per kind and bot ({@link ./batch.ts}): claims in one script, puts in one
  * script, limits in one script, reads of one key in one GET. Each Redis command costs the gateway
  * more CPU than the work it carries, so this took the benchmark from four commands sent per
- * update to 0.4. ioredis's
- * own auto-pipelining is off: on top of these batches it only added a pipeline object per command
- * (measured: about a fifth of the gateway's CPU per update with `store: redis`).
+ * update to 0.4. ioredis's own auto-pipelining is off: on top of these batches it only added a
+ * pipeline object per command (measured: about a fifth of the gateway's CPU per update with
+ * `store: redis`).
  *
  * Every key is `prefix + key`; rate-limit keys are `prefix + "{" + group + "}:" + key`, where the
  * `{group}` hash tag (the bot's name) puts one request's keys in one Cluster slot (Redis Cluster
@@ -43,7 +43,7 @@ import {
   type Store,
   StoreError,
 } from './index.js'
-import { CLAIM_ALL_SCRIPT, CLAIM_SCRIPT, LIMIT_SCRIPT, PUT_ALL_SCRIPT } from './lua.js'
+import { CLAIM_ALL_SCRIPT, LIMIT_SCRIPT, PUT_ALL_SCRIPT } from './lua.js'
 
 /** Longest wait between reconnection attempts. */
 export const MAX_BACKOFF_MS = 2000
@@ -70,7 +70,6 @@ export interface RedisStoreOptions {
 
 interface Scripts {
   botgateLimit(...args: (string | number)[]): Promise<number[]>
-  botgateClaim(key: string, value: string, ttlMs: number): Promise<string | null>
   botgatePutAll(...args: (string | number)[]): Promise<number>
   botgateClaimAll(...args: (string | number)[]): Promise<(string | null)[]>
 }
@@ -200,7 +199,6 @@ export class RedisStore implements Store {
     ].filter((secret): secret is string => secret !== undefined && secret !== '')
     const client = connect(config) as Client
     client.defineCommand('botgateLimit', { lua: LIMIT_SCRIPT })
-    client.defineCommand('botgateClaim', { lua: CLAIM_SCRIPT, numberOfKeys: 1 })
     client.defineCommand('botgatePutAll', { lua: PUT_ALL_SCRIPT })
     client.defineCommand('botgateClaimAll', { lua: CLAIM_ALL_SCRIPT })
     const events = options.events
@@ -276,20 +274,21 @@ export class RedisStore implements Store {
 
   /**
    * A claim in one round trip. Claims of keys with a hash tag (dedupe marks: `{bot}:...`) made in
-   * one event-loop iteration share one script; others go alone, as Redis Cluster requires.
+   * one event-loop iteration share one script; others go alone (the same script, one key), as
+   * Redis Cluster requires.
    */
   claim(key: string, value: string, ttlMs: number): Promise<string | undefined> {
     const prefixed = this.#prefix + key
-    const batch = this.#batch(this.#claims, prefixed, this.#claimAll)
-    if (batch !== undefined) return batch.add([prefixed, value, ttlMs])
-    return this.#timed(this.#client.botgateClaim(prefixed, value, ttlMs)).then(orUndefined)
+    const tag = hashTag(prefixed)
+    if (tag !== undefined) return this.#batch(this.#claims, tag, this.#claimAll).add([prefixed, value, ttlMs])
+    return this.#claimAll([[prefixed, value, ttlMs]]).then((existing) => existing[0])
   }
 
   /** Like {@link claim}: puts of keys with a hash tag (dedupe's done marks) in one iteration share one script. */
   put(key: string, value: string, ttlMs: number): Promise<void> {
     const prefixed = this.#prefix + key
-    const batch = this.#batch(this.#puts, prefixed, this.#putAll)
-    if (batch !== undefined) return batch.add([prefixed, value, ttlMs])
+    const tag = hashTag(prefixed)
+    if (tag !== undefined) return this.#batch(this.#puts, tag, this.#putAll).add([prefixed, value, ttlMs])
     return this.#timed(this.#client.set(prefixed, value, 'PX', ttlMs)).then(() => undefined)
   }
 
@@ -301,14 +300,12 @@ export class RedisStore implements Store {
   readonly #putAll = (puts: readonly Mark[]) =>
     this.#timed(this.#client.botgatePutAll(...markArgs(puts))).then((): undefined[] => [])
 
-  /** The batch of `batches` for the hash tag of `key`, made on first use; undefined without a tag. */
-  #batch<R>(
-    batches: Map<string, IterationBatch<Mark, R>>,
-    key: string,
-    send: (marks: readonly Mark[]) => Promise<readonly R[]>,
-  ): IterationBatch<Mark, R> | undefined {
-    const tag = hashTag(key)
-    if (tag === undefined) return undefined
+  /** The batch of `batches` for `tag`, made on first use. */
+  #batch<T, R>(
+    batches: Map<string, IterationBatch<T, R>>,
+    tag: string,
+    send: (items: readonly T[]) => Promise<readonly R[]>,
+  ): IterationBatch<T, R> {
     let batch = batches.get(tag)
     if (batch === undefined) {
       batch = new IterationBatch(send)
@@ -368,15 +365,10 @@ export class RedisStore implements Store {
       args.push(spec.intervalUs, spec.toleranceUs, spec.shadow ? '1' : '0', mark)
     }
     args[1] = keys.length
-    let batch = this.#limits.get(group)
-    if (batch === undefined) {
-      batch = new IterationBatch((requests) => this.#limitAll(requests))
-      this.#limits.set(group, batch)
-    }
-    return batch.add({ keys, args })
+    return this.#batch(this.#limits, group, this.#limitAll).add({ keys, args })
   }
 
-  #limitAll(requests: readonly LimitRequest[]): Promise<LimitOutcome[]> {
+  readonly #limitAll = (requests: readonly LimitRequest[]): Promise<LimitOutcome[]> => {
     const keys: string[] = []
     const args: (string | number)[] = [
       this.#clock === undefined ? '' : Math.round(this.#clock() * 1000),

@@ -23,7 +23,7 @@ import type { UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
-import type { Maybe, Store } from '../../store/index.js'
+import type { Store } from '../../store/index.js'
 import { SectionMode } from '../mode.js'
 import { storeFailure } from '../store.js'
 
@@ -86,17 +86,10 @@ export class DoneMarks {
     this.#onError = onError
   }
 
-  done(key: string): void {
-    this.#settle(() => this.#store.put(key, DONE, this.#ttlMs))
-  }
-
-  release(key: string): void {
-    this.#settle(() => this.#store.remove(key))
-  }
-
-  #settle(write: () => Maybe<void>): void {
+  /** `done` for `ttl` when `done`, else removed. */
+  settle(key: string, done: boolean): void {
     try {
-      const result = write()
+      const result = done ? this.#store.put(key, DONE, this.#ttlMs) : this.#store.remove(key)
       if (isPromise(result)) result.catch(this.#onError)
     } catch (error) {
       this.#onError(error)
@@ -149,6 +142,5 @@ export function createDedupeCheck(
  * Runs off the answer's path: the answer never waits for it.
  */
 export function settleDedupe(claim: DedupeClaim, answer: Answer): void {
-  if (answer.outcome === 'forwarded' || answer.outcome === 'dropped') claim.marks.done(claim.key)
-  else claim.marks.release(claim.key)
+  claim.marks.settle(claim.key, answer.outcome === 'forwarded' || answer.outcome === 'dropped')
 }
