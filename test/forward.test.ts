@@ -196,6 +196,18 @@ describe('the upstream outcome table', () => {
     expect(Date.now() - started).toBeLessThan(10_000) // bounded, not Telegram's 60 s
   })
 
+  it('an answer that stops halfway: 504 upstream_timeout, and the next update still goes through', async () => {
+    upstream.respond = (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+      response.write('{"method":') // and nothing more
+    }
+    const reply = await post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))
+    expect(reply.status).toBe(504)
+    expect(reply.json()).toEqual({ ok: false, error: 'upstream_timeout' })
+    upstream.respond = replyOk
+    expect((await post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))).status).toBe(200)
+  })
+
   it('too many in flight: 503 overloaded with Retry-After, the others still delivered', async () => {
     const held: (() => void)[] = []
     upstream.respond = (_request, response) => {

@@ -64,9 +64,11 @@ export class Upstream {
     this.#pool = new Pool(config.url.origin, {
       connections,
       pipelining: 1,
-      // undici's own timers back up the deadline below; they restart per phase, ours does not.
-      headersTimeout: config.timeoutMs,
-      bodyTimeout: config.timeoutMs,
+      // Off: the one deadline per forward in send() covers the whole exchange. undici's per-phase
+      // timers would only repeat it, at the cost of a timer object per forward that its 500 ms
+      // timer wheel keeps alive long enough to be copied out of the young generation.
+      headersTimeout: 0,
+      bodyTimeout: 0,
       connect: { timeout: Math.min(config.timeoutMs, 10_000) },
     })
     const headers = ['content-type', 'application/json']
