@@ -6,7 +6,9 @@ import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
 import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
 import { freePort } from './helpers/upstream.js'
 
@@ -173,6 +175,28 @@ describe('botgate schema', () => {
     expect(Object.keys(at(schema, 'properties') as object)).toEqual(
       expect.arrayContaining(['mode', 'sources', 'updates', 'replies']),
     )
+  })
+
+  it('accepts what the loader accepts, keys with defaults left out included; refuses unknown keys', async () => {
+    const ajv = new Ajv({ allErrors: true, strict: false })
+    const config = ajv.compile(JSON.parse((await runCli(['schema'])).stdout))
+    const policy = ajv.compile(JSON.parse((await runCli(['schema', '--policy'])).stdout))
+    const minimal = {
+      bots: [
+        { name: 'shop', path: '/tg/x', secret_token: secret(), upstream: { url: 'http://127.0.0.1:8081/' } },
+      ],
+    }
+    expect(config(minimal), JSON.stringify(config.errors)).toBe(true)
+    // The example as the loader sees it: ${NAME:-default} as its default, ${NAME} as a set variable.
+    const example = readFileSync(path.join(ROOT, 'gateway.example.yaml'), 'utf8')
+      .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
+      .replace(/\$\{[A-Z_]+\}/g, secret())
+    expect(config(parseYaml(example)), JSON.stringify(config.errors)).toBe(true)
+    const shipped = parseYaml(readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8'))
+    expect(policy(shipped), JSON.stringify(policy.errors)).toBe(true)
+    expect(policy({ updates: {} })).toBe(true)
+    expect(config({ ...minimal, listn: '127.0.0.1:8080' })).toBe(false)
+    expect(policy({ dedupe: { ttl: '1h', tll: '1h' } })).toBe(false)
   })
 })
 

@@ -21,12 +21,32 @@ In an editor with yaml-language-server, reference it from the first line of your
   --policy   the schema of policy files instead of the gateway config
 `
 
-/** A plain JSON copy without botgate's own `errorMessage` keyword, which is for the loader's messages. */
+/**
+ * A plain JSON copy of a loader schema, as a user's YAML must match it: without botgate's own
+ * `errorMessage` keyword (it is for the loader's messages), and with a key that has a default
+ * left out of its object's `required` list. The loader fills defaults in before it validates, so
+ * to it such a key is always present; in a user's file it may be left out.
+ */
 export function jsonSchema(schema: TSchema, id: string): Record<string, unknown> {
-  const plain = JSON.parse(JSON.stringify(schema), (key, value: unknown) =>
-    key === 'errorMessage' ? undefined : value,
-  )
+  const plain = JSON.parse(JSON.stringify(schema), (key, value: unknown) => {
+    if (key === 'errorMessage') return undefined
+    if (isObject(value) && Array.isArray(value.required) && isObject(value.properties)) {
+      const properties = value.properties
+      const required = value.required.filter(
+        (name: unknown) =>
+          !(typeof name === 'string' && isObject(properties[name]) && 'default' in properties[name]),
+      )
+      if (required.length > 0) return { ...value, required }
+      const { required: _dropped, ...rest } = value
+      return rest
+    }
+    return value
+  })
   return { $schema: 'http://json-schema.org/draft-07/schema#', $id: id, ...plain }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 export function run(args: readonly string[]): number {
