@@ -42,6 +42,16 @@ bots:
 const send = (url: string) => post(url, JSON.stringify(messageUpdate()), telegramHeaders(SECRET))
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Checks a raw answer is `status` with an X-Request-Id and the error body of `reason`; returns the id. */
+function expectErrorAnswer(text: string, status: number, reason: string): string {
+  expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `))
+  const [head = '', body] = text.split('\r\n\r\n')
+  expect(body).toBe(JSON.stringify({ ok: false, error: reason }))
+  const id = /^x-request-id: (\S+)$/im.exec(head)?.[1]
+  expect(id).toMatch(/^[0-9a-f-]{36}$/)
+  return id as string
+}
+
 async function metric(gateway: RunningGateway, name: string): Promise<number> {
   const text = await gateway.metrics()
   const match = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)
@@ -152,16 +162,19 @@ describe('reload', () => {
 describe('slow clients', () => {
   const timeouts = 'timeouts: { header: 1s, body: 2s, keep_alive: 1s }'
 
-  it('cuts off a client that never finishes its headers', async () => {
-    const { url } = await start({ top: timeouts })
+  it('cuts off a client that never finishes its headers: 408 request_timeout, logged', async () => {
+    const { gateway, url } = await start({ top: timeouts })
     const started = Date.now()
     const reply = await raw(url, `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: app`, [], 8000)
     expect(reply.closed).toBe(true)
     expect(Date.now() - started).toBeLessThan(6000)
+    const id = expectErrorAnswer(reply.text, 408, 'request_timeout')
+    const line = await gateway.requestLine(id)
+    expect(line).toMatchObject({ reason: 'request_timeout', status: 408, bot: '-', ip: '127.0.0.1' })
   })
 
-  it('cuts off a client that never finishes its body', async () => {
-    const { upstream, url } = await start({ top: timeouts })
+  it('cuts off a client that never finishes its body: 408 request_timeout, logged under its bot', async () => {
+    const { gateway, upstream, url } = await start({ top: timeouts })
     const before = upstream.received.length
     const started = Date.now()
     const reply = await raw(
@@ -173,6 +186,27 @@ describe('slow clients', () => {
     expect(reply.closed).toBe(true)
     expect(Date.now() - started).toBeLessThan(6000)
     expect(upstream.received.length).toBe(before)
+    const id = expectErrorAnswer(reply.text, 408, 'request_timeout')
+    const line = await gateway.requestLine(id)
+    expect(line).toMatchObject({ reason: 'request_timeout', status: 408, bot: 'bot' })
+    expect(line.detail).toBe('body not complete within timeouts.body')
+  })
+
+  it('answers HTTP it cannot read with 400 bad_request, and oversized headers with 431, logged', async () => {
+    const { gateway, url } = await start({ top: timeouts })
+    const garbage = await raw(url, 'NOT HTTP AT ALL\r\n\r\n')
+    const garbageId = expectErrorAnswer(garbage.text, 400, 'bad_request')
+    expect(await gateway.requestLine(garbageId)).toMatchObject({
+      reason: 'bad_request',
+      status: 400,
+      bot: '-',
+    })
+    const huge = await raw(url, `POST ${PATH} HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`)
+    const hugeId = expectErrorAnswer(huge.text, 431, 'bad_request')
+    expect(await gateway.requestLine(hugeId)).toMatchObject({ detail: 'HPE_HEADER_OVERFLOW', status: 431 })
+    expect(
+      await metric(gateway, 'botgate_requests_total{bot="-",reason="bad_request",outcome="rejected"}'),
+    ).toBe(2)
   })
 
   it('closes an idle keep-alive connection', async () => {

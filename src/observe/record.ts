@@ -18,6 +18,15 @@ import type { Update } from '../telegram/update.js'
 import { isoTime, type Logger } from './logger.js'
 import type { BotMetrics } from './metrics.js'
 
+/**
+ * What a log line reads of a request: an {@link Exchange}, or for HTTP that never became a request
+ * (a client error on the socket), the same facts without one.
+ */
+export type Recorded = Pick<
+  Exchange,
+  'startedAt' | 'requestId' | 'client' | 'update' | 'would' | 'detail' | 'upstreamStatus' | 'upstreamMs'
+>
+
 /** Milliseconds, to the microsecond. */
 function ms(value: number): number {
   return Math.round(value * 1000) / 1000
@@ -50,7 +59,7 @@ export class RequestLog {
   }
 
   /** Counts the request in `metrics` and writes its log line. */
-  record(bot: string, metrics: BotMetrics, exchange: Exchange, answer: Answer): void {
+  record(bot: string, metrics: BotMetrics, exchange: Recorded, answer: Answer): void {
     const elapsed = performance.now() - exchange.startedAt
     metrics.request(answer.reason, answer.outcome)
     // One field increment for the alert monitor, which reads the counts on its own timer.

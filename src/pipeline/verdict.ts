@@ -25,6 +25,9 @@ export type RejectReason =
   | 'duplicate_update'
   | 'store_unavailable'
   | 'internal_error'
+  // Before any check: HTTP that could not be read as a request (SPEC section 7, slow or stuck clients).
+  | 'request_timeout'
+  | 'bad_request'
 
 /** Reasons that answer 200 without forwarding. */
 export type DropReason =
@@ -73,9 +76,11 @@ export const REASONS: readonly Reason[] = [
   'overloaded',
   'store_unavailable',
   'internal_error',
+  'request_timeout',
+  'bad_request',
 ]
 
-export type RejectStatus = 400 | 401 | 403 | 404 | 405 | 413 | 415 | 429 | 500 | 503
+export type RejectStatus = 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 429 | 431 | 500 | 503
 
 export interface Reject {
   readonly kind: 'reject'

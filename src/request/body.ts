@@ -40,10 +40,20 @@ export function hasUnreadBody(incoming: IncomingMessage): boolean {
   return incoming.headers['transfer-encoding'] !== undefined
 }
 
-/** Why a body read ended without a body: too large, or the client went away mid-body. */
+/** Why a body read ended without a body: too large, too slow, or the client went away mid-body. */
 export type BodyFailure = { readonly reject: Reject; readonly detail: string }
 
+/**
+ * Emitted on a request by the listener when `timeouts.body` passes before the body is complete
+ * (Node reports it as a client error on the socket): a body read under way ends with a 408.
+ */
+export const BODY_TIMEOUT = Symbol('botgate.bodyTimeout')
+
 const TOO_LARGE_DECLARED: BodyFailure = { reject: BODY_TOO_LARGE, detail: 'content-length over the limit' }
+const TIMED_OUT: BodyFailure = {
+  reject: reject(408, 'request_timeout'),
+  detail: 'body not complete within timeouts.body',
+}
 const TOO_LARGE_READ: BodyFailure = { reject: BODY_TOO_LARGE, detail: 'body over the limit' }
 const ABORTED: BodyFailure = { reject: MALFORMED_JSON, detail: 'client aborted the body' }
 
@@ -63,6 +73,7 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<Buff
       incoming.off('data', onData)
       incoming.off('end', onEnd)
       incoming.off('close', onAbort)
+      incoming.off(BODY_TIMEOUT, onTimeout)
       resolve(result)
     }
     const onData = (chunk: Buffer) => {
@@ -76,8 +87,13 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<Buff
     }
     const onEnd = () => finish(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
     const onAbort = () => finish(ABORTED)
+    const onTimeout = () => {
+      incoming.pause()
+      finish(TIMED_OUT)
+    }
     incoming.on('data', onData)
     incoming.on('end', onEnd)
+    incoming.on(BODY_TIMEOUT, onTimeout)
     // A client that goes away mid-body makes the stream close without 'end' (an 'error' comes
     // first, and Node does not throw it when unhandled on a request: the server owns it).
     incoming.on('close', onAbort)

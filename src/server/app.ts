@@ -13,7 +13,8 @@
  */
 
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { settleDedupe } from '../checks/dedupe/index.js'
 import type { Logger } from '../observe/logger.js'
 import { type BotMetrics, NO_BOT } from '../observe/metrics.js'
@@ -22,7 +23,7 @@ import { type Answer, failure } from '../pipeline/answer.js'
 import { Exchange } from '../pipeline/exchange.js'
 import { handle } from '../pipeline/handle.js'
 import type { BotPipeline } from '../policy/compile.js'
-import { hasUnreadBody } from '../request/body.js'
+import { BODY_TIMEOUT, hasUnreadBody } from '../request/body.js'
 import type { ClientIpResolver } from '../request/client-ip.js'
 import { closeAfterAnswer } from './linger.js'
 
@@ -42,9 +43,15 @@ export interface AppDeps {
 
 export type WebhookListener = (incoming: IncomingMessage, outgoing: ServerResponse) => void
 
+/** The listener's `clientError` handler: HTTP that Node could not read as a request, or read too slowly. */
+export type ClientErrorHandler = (error: NodeJS.ErrnoException, socket: Duplex) => void
+
 const NOT_FOUND = failure(404, 'unknown_route', 'rejected')
 const METHOD_NOT_ALLOWED = failure(405, 'method_not_allowed', 'rejected')
 const INTERNAL_ERROR = failure(500, 'internal_error', 'failed')
+const REQUEST_TIMEOUT = failure(408, 'request_timeout', 'rejected', { close: true })
+const BAD_REQUEST = failure(400, 'bad_request', 'rejected', { close: true })
+const HEADERS_TOO_LARGE = failure(431, 'bad_request', 'rejected', { close: true })
 
 const ABSOLUTE_FORM = /^https?:\/\//i
 
@@ -155,5 +162,60 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
     } catch (error) {
       fault(error, incoming, outgoing)
     }
+  }
+}
+
+/**
+ * Answers what Node's HTTP parser reports on a connection instead of a request: headers not
+ * complete within `timeouts.header` (408), a request not complete within `timeouts.body`, headers
+ * over Node's size limit (431) and HTTP it cannot parse (400). Like every answer these carry an
+ * `X-Request-Id` and an error body, and are logged and counted, under no bot (no route was read).
+ *
+ * A request whose body is being read when `timeouts.body` passes is the pipeline's to answer: its
+ * body read ends with a 408 (see `readBody`), logged under its bot. Any other error on a socket
+ * (a reset, a request already being answered) closes the connection, unlogged: there is no
+ * answer left to give.
+ */
+export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
+  const { requests, resolver, unrouted } = deps
+  return (error, socket) => {
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (response) {
+      if (!(timedOut && !response.headersSent && response.req.emit(BODY_TIMEOUT))) socket.destroy()
+      return
+    }
+    const code = error.code ?? ''
+    if (!socket.writable || !(timedOut || code.startsWith('HPE_'))) {
+      socket.destroy()
+      return
+    }
+    const answer = timedOut
+      ? REQUEST_TIMEOUT
+      : code === 'HPE_HEADER_OVERFLOW'
+        ? HEADERS_TOO_LARGE
+        : BAD_REQUEST
+    const requestId = randomUUID()
+    const body = answer.body as string
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nX-Request-Id: ${requestId}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    )
+    const remote = (socket as { remoteAddress?: string }).remoteAddress
+    requests.record(
+      NO_BOT,
+      unrouted,
+      {
+        startedAt: performance.now(),
+        requestId,
+        client: remote === undefined ? undefined : resolver.resolve(remote, undefined),
+        update: undefined,
+        would: undefined,
+        detail: timedOut ? 'headers not complete within timeouts.header' : code,
+        upstreamStatus: undefined,
+        upstreamMs: undefined,
+      },
+      answer,
+    )
   }
 }

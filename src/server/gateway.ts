@@ -29,7 +29,13 @@ import type { Store } from '../store/index.js'
 import { MemoryStore } from '../store/memory.js'
 import { type OpenedStore, openStore } from '../store/open.js'
 import { VERSION } from '../version.js'
-import { buildWebhookListener, type WebhookListener } from './app.js'
+import {
+  type AppDeps,
+  buildClientErrorHandler,
+  buildWebhookListener,
+  type ClientErrorHandler,
+  type WebhookListener,
+} from './app.js'
 import { FileWatcher } from './watch.js'
 
 /** Most marks of the blocks' own memory store: far above what the admin API lets in (10 000 per bot). */
@@ -42,6 +48,7 @@ class Generation {
   readonly config: GatewayConfig
   readonly bots: readonly BotPipeline[]
   readonly listener: WebhookListener
+  readonly clientError: ClientErrorHandler
   /** Admin API keys, bots and the JWKS of this config. */
   readonly admin: AdminState
   #active = 0
@@ -51,7 +58,7 @@ class Generation {
     this.config = config
     this.bots = config.bots.map((bot) => compileBot(bot, deps))
     this.admin = buildAdminState(config)
-    this.listener = buildWebhookListener({
+    const listenerDeps: AppDeps = {
       bots: this.bots,
       resolver: new ClientIpResolver(config.trustedProxies),
       logger,
@@ -63,7 +70,9 @@ class Generation {
         if (this.#retired && this.#active === 0) this.#close()
       },
       draining: () => gateway.draining,
-    })
+    }
+    this.listener = buildWebhookListener(listenerDeps)
+    this.clientError = buildClientErrorHandler(listenerDeps)
   }
 
   /** No new requests will come here: close the upstream pools once the running ones are done. */
@@ -151,15 +160,9 @@ export class Gateway {
             listener,
           )
     this.#applyTimeouts(config)
-    this.#webhook.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      // Malformed HTTP or a client too slow with its headers or body: answer if we still can.
-      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
-        const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
-        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-      } else {
-        socket.destroy()
-      }
-    })
+    this.#webhook.on('clientError', (error: NodeJS.ErrnoException, socket) =>
+      this.#generation.clientError(error, socket),
+    )
     const admin = buildAdminApp({
       metrics: this.metrics,
       readiness: () => this.readiness(),
