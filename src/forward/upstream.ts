@@ -43,6 +43,11 @@ export interface ForwardHeaders {
 
 const EMPTY = Buffer.alloc(0)
 const TIMEOUT: UpstreamResult = { kind: 'timeout' }
+/** The pool was destroyed under a forward: only {@link Upstream.destroy}, at shutdown past its grace, does that. */
+const CUT_AT_SHUTDOWN: UpstreamResult = {
+  kind: 'unreachable',
+  code: 'cut off at shutdown (shutdown_grace passed)',
+}
 const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function first(value: string | string[] | undefined): string | undefined {
@@ -186,6 +191,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const code = (error as NodeJS.ErrnoException).code ?? 'ERROR'
-    this.#settle(UNDICI_TIMEOUTS.has(code) ? TIMEOUT : { kind: 'unreachable', code })
+    if (UNDICI_TIMEOUTS.has(code)) this.#settle(TIMEOUT)
+    else if (code === 'UND_ERR_DESTROYED') this.#settle(CUT_AT_SHUTDOWN)
+    else this.#settle({ kind: 'unreachable', code })
   }
 }

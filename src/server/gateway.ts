@@ -360,8 +360,11 @@ export class Gateway {
     const clean = await drained
     if (!clean)
       this.logger.warn({ in_flight: this.#active }, 'grace period over: closing remaining connections')
-    this.#webhook.closeAllConnections()
+    // Forwards still running fail first (502, logged), and get a turn of the loop to write their
+    // answers; then every connection closes.
     await this.#generation.destroy()
+    await new Promise((resolve) => setImmediate(resolve))
+    this.#webhook.closeAllConnections()
     await closed
     await new Promise<void>((resolve) => {
       this.#admin.close(() => resolve())
