@@ -199,6 +199,17 @@ describe('slow clients', () => {
     expect(line.detail).toBe('body not complete within timeouts.body')
   })
 
+  it('does not count the upstream time against the client: a reply after timeouts.body still arrives', async () => {
+    const { upstream, url } = await start({ top: timeouts })
+    upstream.respond = async (_request, response) => {
+      await sleep(3000)
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"method":"sendMessage"}')
+    }
+    const reply = await send(url)
+    expect(reply.status).toBe(200)
+    expect(reply.body).toBe('{"method":"sendMessage"}')
+  })
+
   it('answers HTTP it cannot read with 400 bad_request, and oversized headers with 431, logged', async () => {
     const { gateway, url } = await start({ top: timeouts })
     const garbage = await raw(url, 'NOT HTTP AT ALL\r\n\r\n')
