@@ -8,7 +8,7 @@ import type { ReplyFilter } from '../checks/replies/index.js'
 import type { BotMetrics } from '../observe/metrics.js'
 import { type Answer, failure, JSON_TYPE } from '../pipeline/answer.js'
 import type { Exchange } from '../pipeline/exchange.js'
-import type { Update } from '../telegram/update.js'
+import type { UpdateFacts } from '../telegram/update.js'
 import type { Signer } from './sign.js'
 import type { Upstream, UpstreamResult } from './upstream.js'
 
@@ -100,7 +100,7 @@ export async function forward(
   const signed =
     target.sign === undefined
       ? headers
-      : { ...headers, extra: target.sign(body, (exchange.update as Update).id, exchange.requestId) }
+      : { ...headers, extra: target.sign(body, (exchange.update as UpdateFacts).id, exchange.requestId) }
   const started = performance.now()
   const result = await target.upstream.send(body, signed)
   const ms = performance.now() - started

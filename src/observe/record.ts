@@ -14,7 +14,6 @@
 import { type DestinationStream, pino } from 'pino'
 import type { Answer } from '../pipeline/answer.js'
 import type { Exchange } from '../pipeline/exchange.js'
-import type { Update } from '../telegram/update.js'
 import { isoTime, type Logger } from './logger.js'
 import type { BotMetrics } from './metrics.js'
 
@@ -30,14 +29,6 @@ export type Recorded = Pick<
 /** Milliseconds, to the microsecond. */
 function ms(value: number): number {
   return Math.round(value * 1000) / 1000
-}
-
-/** The message text or caption of a message-bearing update, when it has one. */
-function textOf(update: Update): string | undefined {
-  const message = update.message
-  if (message === undefined) return undefined
-  const text = message.text ?? message.caption
-  return typeof text === 'string' ? text : undefined
 }
 
 export class RequestLog {
@@ -83,12 +74,8 @@ export class RequestLog {
       line += `,"update_id":${update.id},"update_type":${JSON.stringify(update.type)}`
       if (update.chatId !== undefined) line += `,"chat_id":${update.chatId}`
       if (update.userId !== undefined) line += `,"user_id":${update.userId}`
-      const command = update.commands[0]
-      if (command !== undefined) line += `,"command":${JSON.stringify(command.name)}`
-      if (this.#messageText) {
-        const text = textOf(update)
-        if (text !== undefined) line += `,"text":${JSON.stringify(text)}`
-      }
+      if (update.command !== undefined) line += `,"command":${JSON.stringify(update.command)}`
+      if (this.#messageText && update.text !== undefined) line += `,"text":${JSON.stringify(update.text)}`
     }
     if (exchange.client !== undefined) line += `,"ip":${JSON.stringify(exchange.client.text)}`
     line += `,"request_id":"${exchange.requestId}"`

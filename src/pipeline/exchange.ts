@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { DedupeClaim } from '../checks/dedupe/index.js'
 import type { ClientAddress } from '../request/client-ip.js'
-import type { Update } from '../telegram/update.js'
+import type { UpdateFacts } from '../telegram/update.js'
 import type { Reason } from './verdict.js'
 
 export class Exchange {
@@ -18,7 +18,8 @@ export class Exchange {
   client: ClientAddress | undefined = undefined
   /** The exact bytes received; forwarded unchanged. */
   body: Buffer | undefined = undefined
-  update: Update | undefined = undefined
+  /** What the update checks found, once the envelope was read. */
+  update: UpdateFacts | undefined = undefined
   /** The dedupe mark this request holds, settled once the answer is known. */
   dedupe: DedupeClaim | undefined = undefined
   /** Verdicts that shadow-mode checks would have given: logged and counted, not enforced. */

@@ -8,10 +8,11 @@ import { INVALID_ENVELOPE } from '../checks/updates/index.js'
 import { forward } from '../forward/index.js'
 import type { BotPipeline } from '../policy/compile.js'
 import { checkMediaType, hasUnreadBody, MALFORMED_JSON, parseJsonObject, readBody } from '../request/body.js'
-import { readEnvelope } from '../telegram/update.js'
+import { factsOf, readEnvelope } from '../telegram/update.js'
 import { type Answer, dropAnswer, rejectAnswer } from './answer.js'
 import type { Exchange } from './exchange.js'
 import { isPromise, runChecks } from './run.js'
+import type { Verdict } from './verdict.js'
 
 export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProto: string): Promise<Answer> {
   const incoming = exchange.incoming
@@ -30,20 +31,37 @@ export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProt
     }
     exchange.body = body
     if (body.length > bot.body.limit) exchange.noteShadow('body_too_large')
-    const json = parseJsonObject(body)
-    if (json === undefined) return rejectAnswer(MALFORMED_JSON, false)
-    const update = readEnvelope(json)
-    if (typeof update === 'string') {
-      exchange.detail = `envelope: ${update}`
-      return dropAnswer(INVALID_ENVELOPE)
-    }
-    exchange.update = update
-    let verdict = runChecks(bot.updateChecks, exchange, update)
-    if (isPromise(verdict)) verdict = await verdict
-    if (verdict !== undefined)
-      return verdict.kind === 'reject' ? rejectAnswer(verdict, false) : dropAnswer(verdict)
-    return await forward(bot, exchange, forwardedProto)
+    let refused = checkUpdate(bot, exchange, body)
+    if (isPromise(refused)) refused = await refused
+    return refused ?? (await forward(bot, exchange, forwardedProto))
   } finally {
     inflight.dec()
   }
+}
+
+/**
+ * Checks 7-12: the body parsed, its envelope read, the update checks run. The parsed update stays
+ * in here: only its facts go on the exchange, so the tree is garbage by the time the upstream is
+ * called. Undefined: the update may be forwarded.
+ */
+function checkUpdate(
+  bot: BotPipeline,
+  exchange: Exchange,
+  body: Buffer,
+): Answer | undefined | Promise<Answer | undefined> {
+  const json = parseJsonObject(body)
+  if (json === undefined) return rejectAnswer(MALFORMED_JSON, false)
+  const update = readEnvelope(json)
+  if (typeof update === 'string') {
+    exchange.detail = `envelope: ${update}`
+    return dropAnswer(INVALID_ENVELOPE)
+  }
+  exchange.update = factsOf(update)
+  const verdict = runChecks(bot.updateChecks, exchange, update)
+  return isPromise(verdict) ? verdict.then(answerTo) : answerTo(verdict)
+}
+
+function answerTo(verdict: Verdict | undefined): Answer | undefined {
+  if (verdict === undefined) return undefined
+  return verdict.kind === 'reject' ? rejectAnswer(verdict, false) : dropAnswer(verdict)
 }

@@ -28,6 +28,35 @@ export interface Update {
   readonly commands: readonly Command[]
 }
 
+/**
+ * What outlives the update checks, for the log line and the forward: facts only, no reference into
+ * the parsed body, so that tree can be collected while the upstream answers rather than copied by
+ * every young-generation collection meanwhile.
+ */
+export interface UpdateFacts {
+  readonly id: number
+  readonly type: string
+  readonly chatId: number | undefined
+  readonly userId: number | undefined
+  /** The first command's name. */
+  readonly command: string | undefined
+  /** The message text or caption of a message-bearing update (logged only with `log.message_text`). */
+  readonly text: string | undefined
+}
+
+export function factsOf(update: Update): UpdateFacts {
+  const message = update.message
+  const text = message === undefined ? undefined : (message.text ?? message.caption)
+  return {
+    id: update.id,
+    type: update.type,
+    chatId: update.chatId,
+    userId: update.userId,
+    command: update.commands[0]?.name,
+    text: typeof text === 'string' ? text : undefined,
+  }
+}
+
 /** Why an envelope is refused: for the log line, never for the answer. */
 export type EnvelopeProblem =
   | 'update_id'
