@@ -2,7 +2,8 @@
  * @module
  * The webhook listener: check 1 (one route per bot, exact path; 404 elsewhere, 405 for other
  * methods), then the bot's pipeline, then the answer written to the response with its
- * `X-Request-Id`.
+ * `X-Request-Id`; and the answers to what never became a request (client errors: too slow, not
+ * HTTP), given the same way.
  *
  * A plain node:http request listener. The pipeline reads Node's IncomingMessage itself (to stop
  * reading at `max_body`, and to forward the exact bytes), and check 1 is one Map lookup of the
