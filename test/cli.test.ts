@@ -214,7 +214,7 @@ describe('botgate demo', () => {
       ['demo'],
     )
     try {
-      for (let i = 0; i < 100 && !demo.stdout.includes('Ctrl-C stops the demo'); i++)
+      for (let i = 0; i < 300 && !demo.stdout.includes('Ctrl-C stops the demo'); i++)
         await new Promise((r) => setTimeout(r, 50))
       const curl = /^curl [\s\S]*?\}'$/m.exec(demo.stdout)?.[0]
       expect(curl).toBeDefined()
