@@ -101,6 +101,28 @@ describe('SIGTERM', () => {
     expect(gateway.lines.some((line) => line.msg === 'stopped' && line.clean === false)).toBe(true)
   })
 
+  it('past its grace also cuts forwards still running on a config replaced by a reload', async () => {
+    const { upstream, gateway, url } = await start({ top: 'shutdown_grace: 1s' })
+    upstream.respond = () => undefined // never answers
+    const inFlight = send(url)
+    await sleep(300)
+    writeFileSync(
+      path.join(gateway.dir, 'policy.yaml'),
+      'sources: { allow: [any] }\nupdates: { unknown: drop }\n',
+    )
+    gateway.child.kill('SIGHUP')
+    await gateway.waitFor((line) => line.msg === 'config reloaded')
+    const started = Date.now()
+    gateway.child.kill('SIGTERM')
+    expect(await gateway.exited()).toBe(0)
+    expect(Date.now() - started).toBeLessThan(5000) // not the upstream's 10 s timeout
+    const reply = await inFlight
+    expect(reply.status).toBe(502)
+    expect(await gateway.requestLine(reply.headers['x-request-id'] as string)).toMatchObject({
+      detail: 'cut off at shutdown (shutdown_grace passed)',
+    })
+  })
+
   it('exits 0 on SIGINT too', async () => {
     const { gateway } = await start()
     expect(await gateway.stop('SIGINT')).toBe(0)
@@ -225,6 +247,22 @@ describe('slow clients', () => {
     expect(
       await metric(gateway, 'botgate_requests_total{bot="-",reason="bad_request",outcome="rejected"}'),
     ).toBe(2)
+  })
+
+  it('answers a body Node cannot parse with 400 bad_request, logged under its bot', async () => {
+    const { gateway, upstream, url } = await start({ top: timeouts })
+    const reply = await raw(
+      url,
+      `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"upd\r\nzz\r\n`,
+    )
+    expect(reply.closed).toBe(true)
+    const id = expectErrorAnswer(reply.text, 400, 'bad_request')
+    expect(await gateway.requestLine(id)).toMatchObject({
+      bot: 'bot',
+      status: 400,
+      detail: 'HPE_INVALID_CHUNK_SIZE',
+    })
+    expect(upstream.received.length).toBe(0)
   })
 
   it('closes an idle keep-alive connection', async () => {

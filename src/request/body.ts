@@ -43,17 +43,33 @@ export function hasUnreadBody(incoming: IncomingMessage): boolean {
 /** Why a body read ended without a body: too large, too slow, or the client went away mid-body. */
 export type BodyFailure = { readonly reject: Reject; readonly detail: string }
 
-/**
- * Emitted on a request by the listener when `timeouts.body` passes before the body is complete
- * (Node reports it as a client error on the socket): a body read under way ends with a 408.
- */
-export const BODY_TIMEOUT = Symbol('botgate.bodyTimeout')
+/** Told to a body read under way when Node reports a client error on its connection. */
+const INTERRUPTED = Symbol('botgate.bodyInterrupted')
 
-const TOO_LARGE_DECLARED: BodyFailure = { reject: BODY_TOO_LARGE, detail: 'content-length over the limit' }
-const TIMED_OUT: BodyFailure = {
+/** Requests whose body can no longer be read, and why; a body read that starts later ends at once. */
+const interrupted = new WeakMap<IncomingMessage, BodyFailure>()
+
+/** `timeouts.body` passed before the body was complete. */
+export const BODY_TIMED_OUT: BodyFailure = {
   reject: reject(408, 'request_timeout'),
   detail: 'body not complete within timeouts.body',
 }
+
+/** Node's parser could not read the body (a broken chunk, for one): `code` is its error code. */
+export function unreadableBody(code: string): BodyFailure {
+  return { reject: reject(400, 'bad_request'), detail: code }
+}
+
+/**
+ * Ends the body read of `incoming` with `failure`: now if it is under way, else as soon as it
+ * starts. The pipeline then answers it (408, 400) and closes the connection.
+ */
+export function interruptBody(incoming: IncomingMessage, failure: BodyFailure): void {
+  interrupted.set(incoming, failure)
+  incoming.emit(INTERRUPTED, failure)
+}
+
+const TOO_LARGE_DECLARED: BodyFailure = { reject: BODY_TOO_LARGE, detail: 'content-length over the limit' }
 const TOO_LARGE_READ: BodyFailure = { reject: BODY_TOO_LARGE, detail: 'body over the limit' }
 const ABORTED: BodyFailure = { reject: MALFORMED_JSON, detail: 'client aborted the body' }
 
@@ -66,6 +82,10 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<Buff
   const declared = incoming.headers['content-length']
   const length = declared === undefined ? -1 : Number(declared)
   if (length > limit) return Promise.resolve(TOO_LARGE_DECLARED)
+  // The connection broke, or Node gave up on it, while an earlier check was waiting (on Redis):
+  // no 'end' or 'close' is coming any more.
+  const early = incoming.destroyed ? ABORTED : interrupted.get(incoming)
+  if (early !== undefined) return Promise.resolve(early)
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -73,7 +93,7 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<Buff
       incoming.off('data', onData)
       incoming.off('end', onEnd)
       incoming.off('close', onAbort)
-      incoming.off(BODY_TIMEOUT, onTimeout)
+      incoming.off(INTERRUPTED, onInterrupt)
       resolve(result)
     }
     const onData = (chunk: Buffer) => {
@@ -87,13 +107,13 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<Buff
     }
     const onEnd = () => finish(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
     const onAbort = () => finish(ABORTED)
-    const onTimeout = () => {
+    const onInterrupt = (failure: BodyFailure) => {
       incoming.pause()
-      finish(TIMED_OUT)
+      finish(failure)
     }
     incoming.on('data', onData)
     incoming.on('end', onEnd)
-    incoming.on(BODY_TIMEOUT, onTimeout)
+    incoming.on(INTERRUPTED, onInterrupt)
     // A client that goes away mid-body makes the stream close without 'end' (an 'error' comes
     // first, and Node does not throw it when unhandled on a request: the server owns it).
     incoming.on('close', onAbort)

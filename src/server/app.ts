@@ -2,8 +2,7 @@
  * @module
  * The webhook listener: check 1 (one route per bot, exact path; 404 elsewhere, 405 for other
  * methods), then the bot's pipeline, then the answer written to the response with its
- * `X-Request-Id`; and the answers to what never became a request (client errors: too slow, not
- * HTTP), given the same way.
+ * `X-Request-Id`; and the answers to client errors (too slow, not HTTP), given the same way.
  *
  * A plain node:http request listener. The pipeline reads Node's IncomingMessage itself (to stop
  * reading at `max_body`, and to forward the exact bytes), and check 1 is one Map lookup of the
@@ -24,9 +23,9 @@ import { type Answer, failure } from '../pipeline/answer.js'
 import { Exchange } from '../pipeline/exchange.js'
 import { handle } from '../pipeline/handle.js'
 import type { BotPipeline } from '../policy/compile.js'
-import { BODY_TIMEOUT, hasUnreadBody } from '../request/body.js'
+import { BODY_TIMED_OUT, hasUnreadBody, interruptBody, unreadableBody } from '../request/body.js'
 import type { ClientIpResolver } from '../request/client-ip.js'
-import { closeAfterAnswer } from './linger.js'
+import { closeAfterAnswer, endAndLinger } from './linger.js'
 
 export interface AppDeps {
   readonly bots: readonly BotPipeline[]
@@ -168,27 +167,30 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
 
 /**
  * Answers what Node's HTTP parser reports on a connection instead of a request: headers not
- * complete within `timeouts.header` (408), a request not complete within `timeouts.body`, headers
- * over Node's size limit (431) and HTTP it cannot parse (400). Like every answer these carry an
- * `X-Request-Id` and an error body, and are logged and counted, under no bot (no route was read).
+ * complete in time (408), headers over Node's size limit (431) and HTTP it cannot parse (400).
+ * Like every answer these carry an `X-Request-Id` and an error body, and are logged and counted,
+ * under no bot (no route was read); the connection then closes.
  *
- * A request whose body is being read when `timeouts.body` passes is the pipeline's to answer: its
- * body read ends with a 408 (see `readBody`), logged under its bot. Any other error on a socket
- * (a reset, a request already being answered) closes the connection, unlogged: there is no
- * answer left to give.
+ * When a request is being handled on the connection, the pipeline answers instead: a body not
+ * complete within `timeouts.body` or that cannot be parsed ends its body read with a 408 or a 400
+ * (see `interruptBody`), logged under its bot; an error about a later request on the connection
+ * lets the current answer go out, with `Connection: close`. A socket error (a reset) or an answer
+ * already under way leaves nothing to answer: the connection is destroyed.
  */
 export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
   const { requests, resolver, unrouted } = deps
   return (error, socket) => {
-    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    const code = error.code ?? ''
+    const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    const answerable = (timedOut || code.startsWith('HPE_')) && socket.writable
     const response = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
-    if (response) {
-      if (!(timedOut && !response.headersSent && response.req.emit(BODY_TIMEOUT))) socket.destroy()
+    if (!answerable || response?.headersSent) {
+      socket.destroy()
       return
     }
-    const code = error.code ?? ''
-    if (!socket.writable || !(timedOut || code.startsWith('HPE_'))) {
-      socket.destroy()
+    if (response) {
+      if (response.req.complete) response.setHeader('connection', 'close')
+      else interruptBody(response.req, timedOut ? BODY_TIMED_OUT : unreadableBody(code))
       return
     }
     const answer = timedOut
@@ -198,10 +200,11 @@ export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
         : BAD_REQUEST
     const requestId = randomUUID()
     const body = answer.body as string
-    socket.end(
+    socket.write(
       `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nX-Request-Id: ${requestId}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     )
+    endAndLinger(socket)
     const remote = (socket as { remoteAddress?: string }).remoteAddress
     requests.record(
       NO_BOT,
@@ -212,7 +215,9 @@ export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
         client: remote === undefined ? undefined : resolver.resolve(remote, undefined),
         update: undefined,
         would: undefined,
-        detail: timedOut ? 'headers not complete within timeouts.header' : code,
+        detail: timedOut
+          ? 'headers not complete in time (timeouts.header, or timeouts.body if shorter)'
+          : code,
         upstreamStatus: undefined,
         upstreamMs: undefined,
       },

@@ -52,7 +52,10 @@ class Generation {
   /** Admin API keys, bots and the JWKS of this config. */
   readonly admin: AdminState
   #active = 0
-  #retired = false
+  /** Set once retired: told when the last request here has finished. */
+  #retired: (() => void) | undefined = undefined
+  /** The pools were destroyed at shutdown: there is nothing left to close. */
+  #destroyed = false
 
   constructor(config: GatewayConfig, deps: CompileDeps, logger: Logger, gateway: Gateway) {
     this.config = config
@@ -67,7 +70,7 @@ class Generation {
       track: (delta) => {
         this.#active += delta
         gateway.track(delta)
-        if (this.#retired && this.#active === 0) this.#close()
+        if (this.#retired !== undefined && this.#active === 0) this.#close()
       },
       draining: () => gateway.draining,
     }
@@ -75,18 +78,23 @@ class Generation {
     this.clientError = buildClientErrorHandler(listenerDeps)
   }
 
-  /** No new requests will come here: close the upstream pools once the running ones are done. */
-  retire(): void {
-    this.#retired = true
+  /**
+   * No new requests will come here: close the upstream pools once the running ones are done, then
+   * call `closed`.
+   */
+  retire(closed: () => void): void {
+    this.#retired = closed
     if (this.#active === 0) this.#close()
   }
 
   #close(): void {
-    for (const bot of this.bots) void bot.upstream.close()
+    if (!this.#destroyed) for (const bot of this.bots) void bot.upstream.close()
+    this.#retired?.()
   }
 
   /** Closes the upstream pools now, failing forwards still running (shutdown past its grace). */
   async destroy(): Promise<void> {
+    this.#destroyed = true
     await Promise.all(this.bots.map((bot) => bot.upstream.destroy()))
   }
 }
@@ -112,6 +120,8 @@ export class Gateway {
   readonly blocks: Blocks
   readonly #opened: OpenedStore
   #generation: Generation
+  /** Earlier generations with requests still running (a reload happened while they ran). */
+  readonly #retiring = new Set<Generation>()
   /** Plain HTTP, or HTTPS when the config has `tls` (fixed at start; certificates reload). */
   readonly #webhook: Server | HttpsServer
   /** The certificate and key in use, to notice when a reload brings new ones. */
@@ -296,7 +306,8 @@ export class Gateway {
       }
     }
     this.#generation = next
-    previous.retire()
+    this.#retiring.add(previous)
+    previous.retire(() => this.#retiring.delete(previous))
     this.#applyTimeouts(config)
     this.logger.level = config.log.level
     this.alerts.configure(config.alerts)
@@ -362,7 +373,7 @@ export class Gateway {
       this.logger.warn({ in_flight: this.#active }, 'grace period over: closing remaining connections')
     // Forwards still running fail first (502, logged), and get a turn of the loop to write their
     // answers; then every connection closes.
-    await this.#generation.destroy()
+    await Promise.all([this.#generation, ...this.#retiring].map((generation) => generation.destroy()))
     await new Promise((resolve) => setImmediate(resolve))
     this.#webhook.closeAllConnections()
     await closed

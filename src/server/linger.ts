@@ -11,6 +11,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 
 /** How long a client gets to read our answer after the FIN before the socket is destroyed. */
 export const LINGER_MS = 1000
@@ -23,11 +24,16 @@ export function closeAfterAnswer(incoming: IncomingMessage, outgoing: ServerResp
   // answer, reading and discarding it to the end, however long that is.
   if (incoming.listenerCount('data') === 0) incoming.on('data', ignore)
   incoming.pause()
-  outgoing.once('finish', () => {
-    const socket = outgoing.socket ?? incoming.socket
-    socket.end()
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
-    timer.unref()
-    socket.once('close', () => clearTimeout(timer))
-  })
+  outgoing.once('finish', () => endAndLinger(outgoing.socket ?? incoming.socket))
+}
+
+/**
+ * Half-closes `socket` (FIN) and destroys it {@link LINGER_MS} later, unless the client closes it
+ * first: a client that never sends its own FIN cannot hold the socket open.
+ */
+export function endAndLinger(socket: Duplex): void {
+  socket.end()
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+  timer.unref()
+  socket.once('close', () => clearTimeout(timer))
 }
