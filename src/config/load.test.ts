@@ -336,6 +336,10 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
       'bad-trusted-proxy.yaml:1:19 trusted_proxies[0]: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?',
     ],
     [
+      'body-timeout-under-header.yaml',
+      'body-timeout-under-header.yaml:1:32 timeouts.body: must be at least timeouts.header: it bounds the whole request, headers included',
+    ],
+    [
       'admin-on-webhook-port.yaml',
       'admin-on-webhook-port.yaml:1:18 admin.listen: must differ from listen: the admin endpoints never share the webhook listener',
     ],

@@ -692,6 +692,12 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
       'must differ from listen: the admin endpoints never share the webhook listener',
     )
   }
+  if (parseDuration(raw.timeouts.body) < parseDuration(raw.timeouts.header)) {
+    source.issue(
+      ['timeouts', 'body'],
+      'must be at least timeouts.header: it bounds the whole request, headers included',
+    )
+  }
   const adminApi =
     raw.admin.api === undefined ? undefined : resolveAdminApi(resolver, raw.admin.api, ['admin', 'api'])
   const store = resolver.store(raw.store)

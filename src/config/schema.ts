@@ -389,7 +389,10 @@ export const configSchema = Type.Object(
     timeouts: Type.Object(
       {
         header: duration('10s', 'A client must send its request headers within this.'),
-        body: duration('30s', 'A client must send its whole request, headers and body, within this.'),
+        body: duration(
+          '30s',
+          'A client must send its whole request, headers and body, within this; at least timeouts.header.',
+        ),
         keep_alive: duration('30s', 'An idle keep-alive connection is closed after this.'),
       },
       {

@@ -215,9 +215,7 @@ export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
         client: remote === undefined ? undefined : resolver.resolve(remote, undefined),
         update: undefined,
         would: undefined,
-        detail: timedOut
-          ? 'headers not complete in time (timeouts.header, or timeouts.body if shorter)'
-          : code,
+        detail: timedOut ? 'headers not complete within timeouts.header' : code,
         upstreamStatus: undefined,
         upstreamMs: undefined,
       },
