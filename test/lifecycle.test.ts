@@ -5,6 +5,7 @@
  */
 
 import { renameSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { messageUpdate, post, raw, telegramHeaders } from './helpers/client.js'
@@ -247,6 +248,36 @@ describe('slow clients', () => {
     expect(
       await metric(gateway, 'botgate_requests_total{bot="-",reason="bad_request",outcome="rejected"}'),
     ).toBe(2)
+  })
+
+  it('a pipelined request with slow headers: the answer before it goes out and closes; it is never forwarded', async () => {
+    const { gateway, upstream, url } = await start({ top: timeouts })
+    upstream.respond = async (_request, response) => {
+      await sleep(2500)
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    }
+    const body = JSON.stringify(messageUpdate())
+    const head = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+    const { port } = new URL(url)
+    const socket = net.connect(Number(port), '127.0.0.1')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+    })
+    const closed = new Promise((resolve) => socket.once('close', resolve))
+    socket.write(`${head}\r\n${body}${head}`) // the second request stops in its headers
+    await sleep(2200) // past timeouts.header and Node's one-second check
+    socket.write(`\r\n${body}`)
+    await Promise.race([closed, sleep(8000)])
+    socket.destroy()
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1)
+    expect(text).toMatch(/^HTTP\/1\.1 200 /)
+    expect(text.toLowerCase()).toContain('\r\nconnection: close\r\n')
+    expect(upstream.received.length).toBe(1)
+    // Nothing is left counted as in flight: shutdown finds no request to wait for.
+    gateway.child.kill('SIGTERM')
+    expect(await gateway.exited()).toBe(0)
+    expect(gateway.lines.find((line) => line.msg === 'stopped')?.clean).toBe(true)
   })
 
   it('answers a body Node cannot parse with 400 bad_request, logged under its bot', async () => {

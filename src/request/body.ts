@@ -62,9 +62,12 @@ export function unreadableBody(code: string): BodyFailure {
 
 /**
  * Ends the body read of `incoming` with `failure`: now if it is under way, else as soon as it
- * starts. The pipeline then answers it (408, 400) and closes the connection.
+ * starts. The pipeline then answers it (408, 400) and closes the connection. Later calls for the
+ * same request change nothing.
  */
 export function interruptBody(incoming: IncomingMessage, failure: BodyFailure): void {
+  // The first failure stands: a broken chunk is not a timeout because the timer fired later.
+  if (interrupted.has(incoming)) return
   interrupted.set(incoming, failure)
   incoming.emit(INTERRUPTED, failure)
 }

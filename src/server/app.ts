@@ -53,6 +53,9 @@ const REQUEST_TIMEOUT = failure(408, 'request_timeout', 'rejected', { close: tru
 const BAD_REQUEST = failure(400, 'bad_request', 'rejected', { close: true })
 const HEADERS_TOO_LARGE = failure(431, 'bad_request', 'rejected', { close: true })
 
+/** Connections whose current answer closes them (a client error came about a later request). */
+const closing = new WeakSet<Duplex>()
+
 const ABSOLUTE_FORM = /^https?:\/\//i
 
 /**
@@ -135,7 +138,22 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
     const incoming = exchange.incoming
     // Counted until the answer is sent, not just computed: shutdown waits for this count.
     track(1)
-    outgoing.once('close', () => track(-1))
+    if (outgoing.socket === null) {
+      // Pipelined: this answer waits behind another on the same connection, and if the connection
+      // closes first it never gets a socket, nor a 'close' event.
+      const socket = incoming.socket
+      let counted = true
+      const done = () => {
+        if (!counted) return
+        counted = false
+        socket.off('close', done)
+        track(-1)
+      }
+      socket.once('close', done)
+      outgoing.once('close', done)
+    } else {
+      outgoing.once('close', () => track(-1))
+    }
     let answer: Answer
     try {
       answer = await handle(bot, exchange, forwardedProto(exchange))
@@ -156,6 +174,10 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
       } else if (incoming.method !== 'POST') {
         const answer = { ...METHOD_NOT_ALLOWED, close: hasUnreadBody(incoming) }
         finish(bot.name, bot.metrics, exchange, answer, outgoing)
+      } else if (outgoing.socket === null && closing.has(incoming.socket)) {
+        // Pipelined behind an answer that closes the connection: it would never be answered, so
+        // it is not forwarded either.
+        incoming.resume()
       } else {
         run(bot, exchange, outgoing).catch((error: unknown) => fault(error, incoming, outgoing))
       }
@@ -189,8 +211,10 @@ export function buildClientErrorHandler(deps: AppDeps): ClientErrorHandler {
       return
     }
     if (response) {
-      if (response.req.complete) response.setHeader('connection', 'close')
-      else interruptBody(response.req, timedOut ? BODY_TIMED_OUT : unreadableBody(code))
+      if (response.req.complete) {
+        response.setHeader('connection', 'close')
+        closing.add(socket)
+      } else interruptBody(response.req, timedOut ? BODY_TIMED_OUT : unreadableBody(code))
       return
     }
     const answer = timedOut
