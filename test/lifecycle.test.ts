@@ -280,6 +280,29 @@ describe('slow clients', () => {
     expect(gateway.lines.find((line) => line.msg === 'stopped')?.clean).toBe(true)
   })
 
+  it('a pipelined request whose connection closes before its answer is not left counted for shutdown', async () => {
+    const { gateway, upstream, url } = await start({ top: `${timeouts}\nshutdown_grace: 3s` })
+    upstream.respond = async (_request, response) => {
+      await sleep(1000)
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    }
+    const request = () => {
+      const body = JSON.stringify(messageUpdate()) // a fresh update_id: not a duplicate
+      return `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    }
+    const { port } = new URL(url)
+    const socket = net.connect(Number(port), '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write(request() + request()) // the second answer waits behind the first
+    await sleep(300)
+    socket.destroy()
+    await sleep(1500) // both forwards finish
+    gateway.child.kill('SIGTERM')
+    expect(await gateway.exited()).toBe(0)
+    expect(gateway.lines.find((line) => line.msg === 'stopped')?.clean).toBe(true)
+    expect(upstream.received.length).toBe(2)
+  })
+
   it('answers a body Node cannot parse with 400 bad_request, logged under its bot', async () => {
     const { gateway, upstream, url } = await start({ top: timeouts })
     const reply = await raw(
