@@ -256,8 +256,10 @@ describe('slow clients', () => {
       await sleep(2500)
       response.writeHead(200, { 'content-type': 'application/json' }).end('{}')
     }
-    const body = JSON.stringify(messageUpdate())
-    const head = `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+    // Two updates (not a duplicate, which dedupe alone would keep from the upstream).
+    const [first, second] = [JSON.stringify(messageUpdate()), JSON.stringify(messageUpdate())]
+    const head = (body: string) =>
+      `POST ${PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: ${SECRET}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
     const { port } = new URL(url)
     const socket = net.connect(Number(port), '127.0.0.1')
     let text = ''
@@ -265,9 +267,9 @@ describe('slow clients', () => {
       text += chunk.toString('latin1')
     })
     const closed = new Promise((resolve) => socket.once('close', resolve))
-    socket.write(`${head}\r\n${body}${head}`) // the second request stops in its headers
+    socket.write(`${head(first)}\r\n${first}${head(second)}`) // the second request stops in its headers
     await sleep(2200) // past timeouts.header and Node's one-second check
-    socket.write(`\r\n${body}`)
+    socket.write(`\r\n${second}`)
     await Promise.race([closed, sleep(8000)])
     socket.destroy()
     expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1)

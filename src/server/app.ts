@@ -138,22 +138,18 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
     const incoming = exchange.incoming
     // Counted until the answer is sent, not just computed: shutdown waits for this count.
     track(1)
-    if (outgoing.socket === null) {
-      // Pipelined: this answer waits behind another on the same connection, and if the connection
-      // closes first it never gets a socket, nor a 'close' event.
-      const socket = incoming.socket
-      let counted = true
-      const done = () => {
-        if (!counted) return
-        counted = false
-        socket.off('close', done)
-        track(-1)
-      }
-      socket.once('close', done)
-      outgoing.once('close', done)
-    } else {
-      outgoing.once('close', () => track(-1))
+    // Pipelined: this answer waits behind another on the same connection, and if the connection
+    // closes first it never gets a socket, nor a 'close' event; the connection's close counts too.
+    const pipelined = outgoing.socket === null
+    let counted = true
+    const done = (): void => {
+      if (!counted) return
+      counted = false
+      if (pipelined) incoming.socket.off('close', done)
+      track(-1)
     }
+    outgoing.once('close', done)
+    if (pipelined) incoming.socket.once('close', done)
     let answer: Answer
     try {
       answer = await handle(bot, exchange, forwardedProto(exchange))
