@@ -37,12 +37,14 @@ const HEAP_GROWING_FLAG = /^--heap[-_]growing[-_]percent(=|$)/
 /**
  * Bounds the old generation's growth (see {@link HEAP_GROWING_PERCENT}), unless the process was
  * started with its own `--heap-growing-percent` (V8 reads the flag at each full collection, so
- * setting it now takes effect). Returns whether it was set.
+ * setting it now takes effect). `setFlags` is injectable for tests; it defaults to V8's.
  */
-export function boundHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
-  if (execArgv.some((arg) => HEAP_GROWING_FLAG.test(arg))) return false
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
-  return true
+export function boundHeapGrowth(
+  execArgv: readonly string[] = process.execArgv,
+  setFlags: (flags: string) => void = setFlagsFromString,
+): void {
+  if (execArgv.some((arg) => HEAP_GROWING_FLAG.test(arg))) return
+  setFlags(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
 }
 
 /** Runs a gateway until a stop signal; shared by serve and demo. Resolves to the exit code. */

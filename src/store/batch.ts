@@ -8,8 +8,9 @@
  * whatever it carries, so the operations of one iteration go out as one command per kind:
  * identical reads as one GET, claims, puts and limits as one script each. The command is sent in
  * the iteration's check phase (`setImmediate`), after the poll phase has handed over every request
- * it read, so every operation in a batch was asked for before the command reached Redis: a read still sees every write completed before its request
- * arrived (a block set on another replica applies at once), and a claim is as atomic as alone.
+ * it read, so every operation in a batch was asked for before the command reached Redis: a read
+ * still sees every write completed before its request arrived (a block set on another replica
+ * applies at once), and a claim is as atomic as alone.
  * Each operation still has its own outcome, and times out with its command.
  */
 
