@@ -1,6 +1,6 @@
 // Process and measurement helpers shared by the benchmarks.
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
@@ -117,11 +117,13 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
     ]
     writeFileSync(script, `${lines.join('\n')}\n`)
     const threads = connections >= 100 ? 2 : 1
-    const out = execFileSync(
-      'wrk',
-      ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', script, url],
-      { encoding: 'utf8' },
-    )
+    const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency']
+    let out
+    try {
+      out = execFileSync('wrk', [...args, '-s', script, url], { encoding: 'utf8' })
+    } finally {
+      rmSync(script, { force: true })
+    }
     const number = (re) => Number((re.exec(out) ?? [])[1] ?? 0)
     const total = number(/(\d+) requests in/)
     const errors = number(/Non-2xx or 3xx responses: (\d+)/) + number(/Socket errors: connect (\d+)/)

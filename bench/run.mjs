@@ -6,7 +6,7 @@
 //   npm run bench -- [--seconds 6] [--rounds 5] [--connections 40,100] [--tool wrk|autocannon]
 //                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,7 +39,10 @@ const REDIS_TARGET_RPS = 0.6
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const redisPrefix = `botgate-bench-${process.pid}:`
 const body = readFileSync(path.join(root, 'bench/update.json'), 'utf8').trim()
+// The configs and the gateways' logs (hundreds of MB per run): removed at exit, however the run ends.
 const work = mkdtempSync(path.join(tmpdir(), 'botgate-bench-'))
+process.on('exit', () => rmSync(work, { recursive: true, force: true }))
+process.once('SIGINT', () => process.exit(130))
 const secret = randomBytes(48).toString('base64url')
 const segment = randomBytes(24).toString('base64url')
 
