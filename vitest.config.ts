@@ -6,6 +6,7 @@ export default defineConfig({
     // Integration tests start real gateway processes; give them room on small machines.
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    globalSetup: ['test/helpers/temp-root.ts'],
     pool: 'forks',
     maxWorkers: 2,
   },
