@@ -39,9 +39,13 @@ const REDIS_TARGET_RPS = 0.6
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const redisPrefix = `botgate-bench-${process.pid}:`
 const body = readFileSync(path.join(root, 'bench/update.json'), 'utf8').trim()
-// The configs and the gateways' logs (hundreds of MB per run): removed at exit, however the run ends.
+// The configs and the gateways' logs (hundreds of MB per run): removed at the end, or at Ctrl-C;
+// kept, and named, when the run fails, for what the gateways logged.
 const work = mkdtempSync(path.join(tmpdir(), 'botgate-bench-'))
-process.on('exit', () => rmSync(work, { recursive: true, force: true }))
+process.on('exit', (code) => {
+  if (code === 1) console.error(`benchmark failed: the gateways' configs and logs are in ${work}`)
+  else rmSync(work, { recursive: true, force: true })
+})
 process.once('SIGINT', () => process.exit(130))
 const secret = randomBytes(48).toString('base64url')
 const segment = randomBytes(24).toString('base64url')
