@@ -30,7 +30,7 @@ reloads the config; an invalid change is refused and logged, and the running con
  * (pausing the main thread 3-7 ms; the marking runs mostly beside it), RSS ends at 136-141 MB,
  * and CPU per request measured the same (68.6 against 70.6 us, interleaved A/B).
  */
-export const HEAP_GROWING_PERCENT = 50
+const HEAP_GROWING_PERCENT = 50
 
 const HEAP_GROWING_FLAG = /^--heap[-_]growing[-_]percent(=|$)/
 
