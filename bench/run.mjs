@@ -259,6 +259,10 @@ for (const connections of connectionCounts) {
   const b = summary.baseline
   const g = summary.botgate
   const ratio = { rps: g.rps / b.rps, p99: g.p99 / b.p99, cpu: g.cpuUs / b.cpuUs }
+  // Each round's botgate figure against the baseline's in the same round (run next to it): the
+  // spread shows how much of a ratio is the machine's noise rather than botgate's.
+  const perRound = (key) => runs.botgate.map((r, i) => r[key] / runs.baseline[i][key])
+  const spread = { rps: perRound('rps'), cpu: perRound('cpuUs') }
   const extra = {}
   for (const name of ['+limits', '+redis']) {
     const s = summary[name]
@@ -285,7 +289,7 @@ for (const connections of connectionCounts) {
       sent: per((perCommand.evalsha ?? 0) + (perCommand.evalsha_ro ?? 0) + (perCommand.get ?? 0)),
     }
   }
-  report.results.push({ connections, summary, ratio, extra, redisPerUpdate })
+  report.results.push({ connections, summary, ratio, spread, extra, redisPerUpdate })
   const row = (name, s) =>
     `  ${name.padEnd(9)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${s.rss.toFixed(0).padStart(7)} ${s.cpuUs.toFixed(0).padStart(8)}   ${s.rounds.join(' ')}`
   console.log(`\n${connections} connections (medians of ${rounds} rounds)`)
@@ -299,6 +303,9 @@ for (const connections of connectionCounts) {
       `${ratio.p99.toFixed(2)}x p99 (target <= ${TARGETS.p99}: ${mark(ratio.p99 <= TARGETS.p99)}), ` +
       `RSS ${g.rss.toFixed(0)} MB (target <= ${TARGETS.rssMb}: ${mark(g.rss <= TARGETS.rssMb)}), ${ratio.cpu.toFixed(2)}x CPU per request`,
   )
+  const range = (values) =>
+    `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}x (median ${median(values).toFixed(2)}x)`
+  console.log(`  by round  req/s ${range(spread.rps)}, CPU per request ${range(spread.cpu)}`)
   for (const [name, r] of Object.entries(extra)) {
     const target =
       name === '+redis' && connections === 40
