@@ -1,7 +1,8 @@
 // botgate's load benchmark: a recording upstream, a bare keep-alive forwarder (the baseline) and
 // botgate with the shipped default policy, each driven in turn by the same load generator at the
 // same concurrency, in interleaved rounds. Prints req/s, p50, p99, RSS and CPU time per request,
-// and botgate's ratios to the baseline measured in this same run.
+// and botgate's ratios to the baseline measured in this same run: of the medians of the rounds,
+// and each round's (its range and median), against the baseline round run next to it.
 //
 //   npm run bench -- [--seconds 6] [--rounds 5] [--connections 40,100] [--tool wrk|autocannon]
 //                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
