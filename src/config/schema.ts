@@ -195,7 +195,7 @@ const storeSchema = Type.Object(
       minimum: 1000,
       default: 100000,
       description:
-        'memory (and redis with on_error local, while Redis is down): most marks kept, and separately most rate-limit states; past it the least recently used go first. Default: 100000.',
+        "memory (and redis with on_error local, while Redis is down): most dedupe marks kept per bot, and separately most other marks and most rate-limit states; past it the oldest go first (a bot's oldest updates, the least recently used others). Default: 100000.",
     }),
     url: Type.Optional(
       redisUrl(

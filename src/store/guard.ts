@@ -26,6 +26,7 @@ import {
   type Entry,
   type LimitKey,
   type LimitOutcome,
+  type MarkKey,
   type Maybe,
   type Store,
   StoreError,
@@ -193,7 +194,7 @@ export class GuardedStore implements Store {
     return Promise.reject(new StoreError(UNAVAILABLE))
   }
 
-  claim(key: string, value: string, ttlMs: number): Maybe<string | undefined> {
+  claim(key: MarkKey, value: string, ttlMs: number): Maybe<string | undefined> {
     return this.#run(
       'claim',
       () => this.#backend.claim(key, value, ttlMs) as Promise<string | undefined>,
@@ -202,7 +203,7 @@ export class GuardedStore implements Store {
     )
   }
 
-  put(key: string, value: string, ttlMs: number): Maybe<void> {
+  put(key: MarkKey, value: string, ttlMs: number): Maybe<void> {
     return this.#run(
       'put',
       () => this.#backend.put(key, value, ttlMs) as Promise<void>,
@@ -211,7 +212,7 @@ export class GuardedStore implements Store {
     )
   }
 
-  read(key: string): Maybe<string | undefined> {
+  read(key: MarkKey): Maybe<string | undefined> {
     return this.#run(
       'read',
       () => this.#backend.read(key) as Promise<string | undefined>,
@@ -220,7 +221,7 @@ export class GuardedStore implements Store {
     )
   }
 
-  remove(key: string): Maybe<void> {
+  remove(key: MarkKey): Maybe<void> {
     return this.#run(
       'remove',
       () => this.#backend.remove(key) as Promise<void>,

@@ -117,6 +117,56 @@ describe('MemoryStore', () => {
     expect(store.read('a')).toBeUndefined()
   })
 
+  it('keeps numbered marks by space and number: claimed, put, read, removed, listed by their text form', async () => {
+    const { store, advance } = clocked()
+    const mark = (id: number) => ({ space: '{b}:dedupe:', id })
+    expect(store.claim(mark(7), 'inflight', 1000)).toBeUndefined()
+    expect(store.claim(mark(7), 'inflight', 1000)).toBe('inflight')
+    expect(store.claim({ space: '{c}:dedupe:', id: 7 }, 'inflight', 1000)).toBeUndefined()
+    store.put(mark(7), 'done', 60_000)
+    store.put(mark(70), 'done', 30_000)
+    advance(1000)
+    expect(store.read(mark(7))).toBe('done')
+    expect(store.read({ space: '{c}:dedupe:', id: 7 })).toBeUndefined()
+    expect(store.read({ space: '{none}:', id: 7 })).toBeUndefined()
+    store.put('{b}:other', 'x', 60_000)
+    expect(await store.list('{b}:dedupe:7')).toEqual([
+      { key: '{b}:dedupe:7', value: 'done', ttlMs: 59_000 },
+      { key: '{b}:dedupe:70', value: 'done', ttlMs: 29_000 },
+    ])
+    expect((await store.list('{b}:')).map((entry) => entry.key)).toEqual([
+      '{b}:other',
+      '{b}:dedupe:7',
+      '{b}:dedupe:70',
+    ])
+    store.remove(mark(7))
+    store.remove({ space: '{none}:', id: 7 })
+    expect(store.read(mark(7))).toBeUndefined()
+    expect(store.size).toBe(2)
+  })
+
+  it('bounds each space of numbered marks by maxEntries on its own, evicting in order of first write', () => {
+    const { store } = clocked({ maxEntries: 3 })
+    for (let id = 1; id <= 3; id++) store.claim({ space: 'a:', id }, 'inflight', 60_000)
+    // Settled: the value and time to live change, the place in the eviction order does not.
+    store.put({ space: 'a:', id: 1 }, 'done', 120_000)
+    store.claim({ space: 'a:', id: 4 }, 'inflight', 60_000)
+    expect(store.read({ space: 'a:', id: 1 })).toBeUndefined()
+    expect(store.read({ space: 'a:', id: 2 })).toBe('inflight')
+    store.claim({ space: 'a:', id: 5 }, 'inflight', 60_000)
+    store.claim({ space: 'b:', id: 1 }, 'inflight', 60_000)
+    store.put('s', 'v', 60_000)
+    expect(store.size).toBe(5)
+    expect([1, 2, 3, 4, 5].map((id) => store.read({ space: 'a:', id }))).toEqual([
+      undefined,
+      undefined,
+      'inflight',
+      'inflight',
+      'inflight',
+    ])
+    expect(store.read({ space: 'b:', id: 1 })).toBe('inflight')
+  })
+
   it('holds memory to the live marks when a sender cycles through keys', () => {
     const { store, advance } = clocked({ maxEntries: 1000 })
     for (let i = 0; i < 100_000; i++) {

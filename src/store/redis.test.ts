@@ -19,7 +19,7 @@ import {
   testPrefix,
 } from '../../test/helpers/redis.js'
 import { limitSpec } from './gcra.js'
-import { ALLOWED, type Clock, type LimitKey, type LimitSpec } from './index.js'
+import { ALLOWED, type Clock, type LimitKey, type LimitSpec, type NumberedKey } from './index.js'
 import { MemoryStore } from './memory.js'
 import { RedisStore } from './redis.js'
 
@@ -68,6 +68,21 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
       const ttl = await admin.pttl(`${prefix}d:1`)
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(60_000)
+    })
+
+    it('keeps a numbered mark under the text form of its key, batched by its hash tag', async () => {
+      const marks = [4, 5].map((id) => ({ space: '{n}:dedupe:', id }))
+      expect(await Promise.all(marks.map((mark) => store.claim(mark, 'inflight', 60_000)))).toEqual([
+        undefined,
+        undefined,
+      ])
+      expect(await store.claim(marks[0] as NumberedKey, 'inflight', 60_000)).toBe('inflight')
+      await store.put(marks[1] as NumberedKey, 'done', 60_000)
+      expect(await admin.get(`${prefix}{n}:dedupe:4`)).toBe('inflight')
+      expect(await store.read('{n}:dedupe:5')).toBe('done')
+      await store.remove(marks[0] as NumberedKey)
+      expect(await admin.exists(`${prefix}{n}:dedupe:4`)).toBe(0)
+      await store.remove('{n}:dedupe:5')
     })
 
     it('puts over a value with a new TTL, removes, and lists under a prefix', async () => {

@@ -38,8 +38,10 @@ import {
   ALLOWED,
   type Clock,
   type Entry,
+  keyText,
   type LimitKey,
   type LimitOutcome,
+  type MarkKey,
   type Store,
   StoreError,
 } from './index.js'
@@ -277,16 +279,16 @@ export class RedisStore implements Store {
    * one event-loop iteration share one script; others go alone (the same script, one key), as
    * Redis Cluster requires.
    */
-  claim(key: string, value: string, ttlMs: number): Promise<string | undefined> {
-    const prefixed = this.#prefix + key
+  claim(key: MarkKey, value: string, ttlMs: number): Promise<string | undefined> {
+    const prefixed = this.#prefix + keyText(key)
     const tag = hashTag(prefixed)
     if (tag !== undefined) return this.#batch(this.#claims, tag, this.#claimAll).add([prefixed, value, ttlMs])
     return this.#claimAll([[prefixed, value, ttlMs]]).then((existing) => existing[0])
   }
 
   /** Like {@link claim}: puts of keys with a hash tag (dedupe's done marks) in one iteration share one script. */
-  put(key: string, value: string, ttlMs: number): Promise<void> {
-    const prefixed = this.#prefix + key
+  put(key: MarkKey, value: string, ttlMs: number): Promise<void> {
+    const prefixed = this.#prefix + keyText(key)
     const tag = hashTag(prefixed)
     if (tag !== undefined) return this.#batch(this.#puts, tag, this.#putAll).add([prefixed, value, ttlMs])
     return this.#timed(this.#client.set(prefixed, value, 'PX', ttlMs)).then(() => undefined)
@@ -315,12 +317,12 @@ export class RedisStore implements Store {
   }
 
   /** Reads of one key in one event-loop iteration (the blocks generation) share one GET. */
-  read(key: string): Promise<string | undefined> {
-    return this.#reads.read(this.#prefix + key)
+  read(key: MarkKey): Promise<string | undefined> {
+    return this.#reads.read(this.#prefix + keyText(key))
   }
 
-  remove(key: string): Promise<void> {
-    return this.#timed(this.#client.del(this.#prefix + key)).then(() => undefined)
+  remove(key: MarkKey): Promise<void> {
+    return this.#timed(this.#client.del(this.#prefix + keyText(key))).then(() => undefined)
   }
 
   /** One PING: whether Redis answers within the timeout now. */

@@ -43,8 +43,8 @@ describe('the dedupe check', () => {
     const { run, store } = setup()
     const first = run(1)
     expect(first.verdict).toBeUndefined()
-    expect(first.exchange.dedupe?.key).toBe('{b}:dedupe:1')
-    expect(store.read('{b}:dedupe:1')).toBe('inflight')
+    expect(first.exchange.dedupe).toMatchObject({ space: '{b}:dedupe:', id: 1 })
+    expect(store.read({ space: '{b}:dedupe:', id: 1 })).toBe('inflight')
   })
 
   it('answers a concurrent copy 503 with Retry-After, never forwarding it', () => {
