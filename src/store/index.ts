@@ -22,9 +22,10 @@ export type Maybe<T> = T | Promise<T>
 /**
  * The key of one of the many marks a bot sets per update (dedupe's): an integer (the update id)
  * in a space of the bot's own. Its text form, the key in Redis, is `space` followed by `id`. The
- * memory store keeps such marks by their number, with no string per mark: at 100 connections a
- * string key per update (allocated, hashed, kept, copied out of the young generation and then
- * marked among 100,000 others) cost about a tenth of the gateway's CPU time per update.
+ * memory store keeps such marks by their number, with no string per mark: a string key per update
+ * had to be allocated, hashed, kept, copied out of the young generation and marked among 100,000
+ * others (a claim and its settling, timed on their own: 3.4-3.9 us per update with string keys,
+ * 2.0-2.6 us numbered; 100,000 marks in 11.4 MB of heap against 3.7 MB).
  */
 export interface NumberedKey {
   /** What precedes the number in the key's text form, e.g. `{bot}:dedupe:`. */

@@ -162,7 +162,7 @@ class ExpiringMap<K> {
 const markExpiry = (stamp: number): number => Math.floor(stamp / VALUE_CODES)
 const limitExpiry = (stamp: number): number => stamp
 
-/** Mark values by code, and codes by value (see {@link VALUE_CODES}): one set per store, shared by its tables. */
+/** Mark values by code, and codes by value (see {@link VALUE_CODES}), for all of a store's tables. */
 class ValueCodes {
   readonly #values: string[] = []
   readonly #codes = new Map<string, number>()

@@ -64,7 +64,10 @@ const INFLIGHT_MARGIN_MS = 10_000
 const DUPLICATE = drop('duplicate_update')
 const IN_FLIGHT = reject(503, 'duplicate_update', DUPLICATE_RETRY_AFTER)
 
-/** The dedupe mark a request holds (its key: the bot's space and the update id), to settle once its answer is known. */
+/**
+ * The dedupe mark a request holds, to settle once its answer is known; it is the mark's key too
+ * (the bot's space and the update id).
+ */
 export interface DedupeClaim extends NumberedKey {
   readonly marks: DoneMarks
 }
