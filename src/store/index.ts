@@ -43,9 +43,7 @@ export type MarkKey = string | NumberedKey
 
 /** The text form of a mark's key: its key in Redis, and in {@link Store.list}. */
 export function keyText(key: MarkKey): string {
-  // Joined rather than concatenated: a concatenation is a rope that a store keeping the key
-  // would keep together with the flat string it hashes to.
-  return typeof key === 'string' ? key : [key.space, key.id].join('')
+  return typeof key === 'string' ? key : `${key.space}${key.id}`
 }
 
 /** A mark and how long it still lives. */

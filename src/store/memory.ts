@@ -382,7 +382,8 @@ export class MemoryStore implements Store {
     let retry = 0
     for (let i = 0; i < limits.length; i++) {
       const { spec, key } = limits[i] as LimitKey
-      // Joined rather than concatenated: the map keeps a flat string, not a rope (see the dedupe check).
+      // Joined rather than concatenated: V8 keeps a concatenation as a rope plus the flat string it
+      // hashes to, which the map would keep for as long as it holds the key.
       const full = [group, key].join(':')
       const state = table.live(full, now)
       const tat = nextTat(state, now, spec)
