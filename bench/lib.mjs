@@ -90,7 +90,15 @@ function wrkDuration(text) {
 /** Where the update id goes in the body template: every request carries a fresh one. */
 export const UPDATE_ID = /"update_id":\s*\d+/
 
-let run = 0
+/**
+ * The next unused update id. Ids stay in the range Telegram's have: 32-bit integers (the Bot API
+ * marks the ids that may need more bits, and update_id is not one of them; the sample updates' are
+ * 9-digit numbers). Larger ones would make V8 box every id as a heap number where a real gateway
+ * keeps a small integer, in the dedupe marks and the log line.
+ */
+let nextId = 100_000_000
+/** Ids set aside per load-generator thread and second: more requests than Node serves in one. */
+const IDS_PER_THREAD_SECOND = 100_000
 
 /**
  * Drives `url` with POSTs of `body`, each with its own update_id (a gateway with dedupe would
@@ -98,9 +106,12 @@ let run = 0
  * in ms, and counts.
  */
 export async function load({ tool, url, headers, body, connections, seconds }) {
-  run++
   const [before, after] = body.split(UPDATE_ID)
   if (after === undefined) throw new Error('the body has no "update_id": N to vary')
+  const threads = tool === 'wrk' && connections >= 100 ? 2 : 1
+  const perThread = IDS_PER_THREAD_SECOND * Math.ceil(seconds)
+  const first = nextId
+  nextId += threads * perThread
   if (tool === 'wrk') {
     const script = path.join(tmpdir(), `botgate-bench-${process.pid}.lua`)
     const lines = [
@@ -108,15 +119,14 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
       ...Object.entries(headers).map(
         ([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`,
       ),
-      // Each thread counts from its own base, each run from its own: ids never repeat.
+      // Each thread counts up from its own block of ids, each run from its own: ids never repeat.
       'local threads = 0',
-      'function setup(thread) threads = threads + 1; thread:set("base", threads * 100000000) end',
-      `function init(args) counter = base + ${run} * 1000000000 end`,
+      `function setup(thread) thread:set("base", ${first} + threads * ${perThread}); threads = threads + 1 end`,
+      'function init(args) counter = base end',
       `local before, after = ${JSON.stringify(`${before}"update_id":`)}, ${JSON.stringify(after)}`,
       'function request() counter = counter + 1; return wrk.format(nil, nil, nil, before .. counter .. after) end',
     ]
     writeFileSync(script, `${lines.join('\n')}\n`)
-    const threads = connections >= 100 ? 2 : 1
     const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency']
     let out
     try {
@@ -136,7 +146,7 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
       errors,
     }
   }
-  let counter = run * 1_000_000_000
+  let counter = first
   const result = await autocannon({
     url,
     method: 'POST',
