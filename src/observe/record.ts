@@ -26,9 +26,17 @@ export type Recorded = Pick<
   'startedAt' | 'requestId' | 'client' | 'update' | 'would' | 'detail' | 'upstreamStatus' | 'upstreamMs'
 >
 
-/** Milliseconds, to the microsecond. */
-function ms(value: number): number {
-  return Math.round(value * 1000) / 1000
+/** `.000` to `.999`: the fraction of a millisecond, by microseconds. */
+const MICROSECONDS = Array.from({ length: 1000 }, (_, us) => `.${String(us).padStart(3, '0')}`)
+
+/**
+ * Milliseconds to the microsecond, as JSON text (`17.120`). Written from whole microseconds: V8
+ * turns a small integer into text from a cache, where the shortest text of a double (`17.12`) cost
+ * about 150 ns more per field, timed on its own.
+ */
+export function ms(value: number): string {
+  const us = Math.max(0, Math.round(value * 1000))
+  return `${Math.floor(us / 1000)}${MICROSECONDS[us % 1000] as string}`
 }
 
 export class RequestLog {
