@@ -39,6 +39,7 @@ if (values.sign !== undefined && !['HS256', 'EdDSA', 'ES256'].includes(values.si
 const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const warmup = Number(values.warmup)
+if (!(warmup >= 0)) throw new Error('--warmup must be a number of seconds (0: none)')
 const connectionCounts = values.connections.split(',').map(Number)
 const tool = values.tool ?? (hasWrk() ? 'wrk' : 'autocannon')
 
@@ -213,22 +214,24 @@ const report = {
   results: [],
 }
 // The warm-up's figures are printed too: they are what a gateway fresh from a restart serves.
-for (const target of targets) {
-  const result = await load({
-    tool,
-    url: target.url,
-    headers,
-    body,
-    connections: connectionCounts[0],
-    seconds: warmup,
-  })
-  report.warmup.rps[target.name] = result.rps
+if (warmup > 0) {
+  for (const target of targets) {
+    const result = await load({
+      tool,
+      url: target.url,
+      headers,
+      body,
+      connections: connectionCounts[0],
+      seconds: warmup,
+    })
+    report.warmup.rps[target.name] = result.rps
+  }
+  console.log(
+    `warm-up, ${warmup}s at ${connectionCounts[0]} connections: ` +
+      targets.map((t) => `${t.name} ${report.warmup.rps[t.name].toFixed(0)} req/s`).join(', ') +
+      ` (botgate ${(report.warmup.rps.botgate / report.warmup.rps.baseline).toFixed(2)}x, while V8 compiles its request path)`,
+  )
 }
-console.log(
-  `warm-up, ${warmup}s at ${connectionCounts[0]} connections: ` +
-    targets.map((t) => `${t.name} ${report.warmup.rps[t.name].toFixed(0)} req/s`).join(', ') +
-    ` (botgate ${(report.warmup.rps.botgate / report.warmup.rps.baseline).toFixed(2)}x, while V8 compiles its request path)`,
-)
 
 for (const connections of connectionCounts) {
   const runs = Object.fromEntries(targets.map((t) => [t.name, []]))
