@@ -5,7 +5,8 @@
 // and each round's (its range and median), against the baseline round run next to it.
 //
 //   npm run bench -- [--seconds 6] [--rounds 5] [--connections 40,100] [--warmup 20]
-//                    [--tool wrk|autocannon] [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
+//                    [--tool wrk|autocannon]
+//                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,11 +25,12 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '40,100' },
     // Seconds each target is driven, at the first connection count, before the rounds. V8 keeps
-    // compiling and recompiling botgate's request path for its first 100,000 or so updates (about
-    // 20 s here; the baseline's few functions settle within a second): rounds run before that
-    // measure the compiler, not the gateway that serves for days. Measured from fresh processes,
-    // 3 s rounds alternating with the baseline went from 0.83x-0.86x in the first round to a
-    // median of 0.94x-0.95x from the sixth on.
+    // compiling and recompiling botgate's request path for its first 100,000 or so updates (at 40
+    // connections here, nine in ten of its optimizations came in the first 16 s; the baseline's
+    // few functions settle within a second): rounds run before that measure the compiler, not the
+    // gateway that serves for days. Measured from fresh processes, 3 s rounds alternating with the
+    // baseline went from 0.83x-0.86x in the first round to a median of 0.94x-0.95x from the sixth
+    // round on.
     warmup: { type: 'string', default: '20' },
     tool: { type: 'string' },
     sign: { type: 'string' },
@@ -352,8 +354,9 @@ for (const connections of connectionCounts) {
         `${redisPerUpdate.sent} sent by botgate (evalsha, get), ${redisPerUpdate.operations} store operations per update (botgate's count)`,
     )
   }
-  // The upstream also receives the requests in flight when the load generator stops, which it
-  // does not count: a few more is expected (about one per connection per round), fewer is updates lost.
+  // The upstream also receives the requests in flight when the load generator stops, which the
+  // load generator does not count: a few more is expected (about one per connection per round),
+  // fewer is updates lost.
   for (const [name, s] of Object.entries(summary)) {
     if (name !== 'baseline' && s.delivered < s.total)
       console.log(`  note: upstream received only ${s.delivered} of ${name}'s ${s.total} requests`)
