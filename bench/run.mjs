@@ -22,7 +22,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '6' },
     // Seven rounds: on a shared 2-core machine single rounds of one target differ by up to 40%, the
     // median of three is one round's luck, and even medians of six rounds of three identical
-    // copies of botgate, run side by side, came out at 0.87x, 0.95x and 0.97x of the baseline.
+    // copies of botgate, each driven in turn with the baseline, came out at 0.87x, 0.95x and 0.97x.
     rounds: { type: 'string', default: '7' },
     connections: { type: 'string', default: '40,100' },
     // Seconds each target is driven, at the first connection count, before the rounds. V8 keeps
