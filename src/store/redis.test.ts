@@ -71,16 +71,16 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
     })
 
     it('keeps a numbered mark under the text form of its key', async () => {
-      const marks = [4, 5].map((id) => ({ space: '{n}:dedupe:', id }))
-      expect(await Promise.all(marks.map((mark) => store.claim(mark, 'inflight', 60_000)))).toEqual([
-        undefined,
-        undefined,
-      ])
-      expect(await store.claim(marks[0] as NumberedKey, 'inflight', 60_000)).toBe('inflight')
-      await store.put(marks[1] as NumberedKey, 'done', 60_000)
+      const first: NumberedKey = { space: '{n}:dedupe:', id: 4 }
+      const second: NumberedKey = { space: '{n}:dedupe:', id: 5 }
+      expect(await Promise.all([first, second].map((mark) => store.claim(mark, 'inflight', 60_000)))).toEqual(
+        [undefined, undefined],
+      )
+      expect(await store.claim(first, 'inflight', 60_000)).toBe('inflight')
+      await store.put(second, 'done', 60_000)
       expect(await admin.get(`${prefix}{n}:dedupe:4`)).toBe('inflight')
       expect(await store.read('{n}:dedupe:5')).toBe('done')
-      await store.remove(marks[0] as NumberedKey)
+      await store.remove(first)
       expect(await admin.exists(`${prefix}{n}:dedupe:4`)).toBe(0)
       await store.remove('{n}:dedupe:5')
     })
