@@ -163,7 +163,7 @@ describe('botgate schema', () => {
     expect(at(schema, 'required')).toContain('bots')
     const bot = at(schema, 'properties', 'bots', 'items')
     expect(at(bot, 'required')).toEqual(expect.arrayContaining(['name', 'path', 'upstream']))
-    expect(at(bot, 'properties', 'upstream', 'properties', 'url', 'pattern')).toBeDefined()
+    expect(at(bot, 'properties', 'upstream', 'properties', 'url', 'anyOf', 0, 'pattern')).toBeDefined()
     expect(
       at(bot, 'properties', 'policy', 'anyOf', 1, 'properties', 'sources', 'properties', 'allow', 'minItems'),
     ).toBe(1)
@@ -188,14 +188,37 @@ describe('botgate schema', () => {
     }
     expect(config(minimal), JSON.stringify(config.errors)).toBe(true)
     // The example as the loader sees it: ${NAME:-default} as its default, ${NAME} as a set variable.
-    const example = readFileSync(path.join(ROOT, 'gateway.example.yaml'), 'utf8')
-      .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
-      .replace(/\$\{[A-Z_]+\}/g, secret())
+    const raw = readFileSync(path.join(ROOT, 'gateway.example.yaml'), 'utf8')
+    const example = raw.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1').replace(/\$\{[A-Z_]+\}/g, secret())
     expect(config(parseYaml(example)), JSON.stringify(config.errors)).toBe(true)
+    expect(config(parseYaml(raw)), JSON.stringify(config.errors)).toBe(true)
     const shipped = parseYaml(readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8'))
     expect(policy(shipped), JSON.stringify(policy.errors)).toBe(true)
     expect(policy({ updates: {} })).toBe(true)
     expect(config({ ...minimal, listn: '127.0.0.1:8080' })).toBe(false)
+  })
+
+  it('accepts an environment reference wherever a scalar value goes, as the loader replaces it first', async () => {
+    const ajv = new Ajv({ allErrors: true, strict: false })
+    const config = ajv.compile(JSON.parse((await runCli(['schema'])).stdout))
+    const policy = ajv.compile(JSON.parse((await runCli(['schema', '--policy'])).stdout))
+    const bot = (fields: object) => ({
+      bots: [
+        { name: 'shop', path: '/tg/x', secret_token: secret(), upstream: { url: 'http://b/' }, ...fields },
+      ],
+    })
+    // A pattern (path), an integer (max_inflight), a choice of constants (policy mode), list items.
+    for (const fields of [
+      { path: '/tg/${SHOP_PATH}' },
+      { max_inflight: '${MAX_INFLIGHT:-64}' },
+      { policy: { mode: '${MODE:-enforce}', sources: { allow: ['telegram', '${EXTRA_SOURCE}'] } } },
+    ])
+      expect(config(bot(fields)), JSON.stringify(config.errors)).toBe(true)
+    expect(policy({ dedupe: { ttl: '${DEDUPE_TTL:-24h}' } }), JSON.stringify(policy.errors)).toBe(true)
+    // Values that are not references are still checked.
+    for (const fields of [{ path: 'tg/x' }, { max_inflight: 'lots' }, { policy: { mode: 'loud' } }])
+      expect(config(bot(fields))).toBe(false)
+    expect(config(bot({ path: '/tg/$SHOP_PATH' }))).toBe(false)
     expect(policy({ dedupe: { ttl: '1h', tll: '1h' } })).toBe(false)
   })
 })

@@ -18,31 +18,92 @@ Prints the JSON Schema (draft-07) of the gateway config, or with --policy of a p
 In an editor with yaml-language-server, reference it from the first line of your YAML:
   # yaml-language-server: $schema=./botgate.schema.json
 
+An environment reference (\${NAME}, \${NAME:-default}) is accepted in place of any value; what it
+stands for is checked when the file is loaded (botgate check).
+
   --policy   the schema of policy files instead of the gateway config
 `
 
 /**
+ * An environment reference, `${NAME}` or `${NAME:-default}`, anywhere in a string: the loader
+ * replaces it before it validates (and turns `"8080"` into the integer a key wants), so in a
+ * user's file it may stand for any scalar value.
+ */
+const REFERENCE: Record<string, unknown> = {
+  type: 'string',
+  pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}',
+  description: 'an environment reference, ${NAME} or ${NAME:-default}, replaced when the file is loaded',
+}
+
+/** Keywords a string must meet beyond being one; a string without them already admits a reference. */
+const STRING_CONSTRAINTS = ['pattern', 'format', 'const', 'enum', 'minLength', 'maxLength']
+
+/** Whether a value schema refuses some reference that the loader would replace by a valid value. */
+function refusesReferences(schema: Record<string, unknown>): boolean {
+  if (Array.isArray(schema.anyOf))
+    return !schema.anyOf.some((branch) => isObject(branch) && !refusesReferences(branch))
+  if (schema.type === 'string') return STRING_CONSTRAINTS.some((keyword) => keyword in schema)
+  return (
+    schema.type === 'integer' || schema.type === 'number' || schema.type === 'boolean' || 'enum' in schema
+  )
+}
+
+/** `schema` for a value in a user's file: as it is, or with a reference as one more choice. */
+function admittingReferences(schema: unknown): unknown {
+  if (!isObject(schema) || !refusesReferences(schema)) return schema
+  if (Array.isArray(schema.anyOf)) return { ...schema, anyOf: [...schema.anyOf, REFERENCE] }
+  const { description, title, default: fallback } = schema
+  return {
+    ...(title === undefined ? {} : { title }),
+    ...(description === undefined ? {} : { description }),
+    ...(fallback === undefined ? {} : { default: fallback }),
+    anyOf: [schema, REFERENCE],
+  }
+}
+
+/**
  * A plain JSON copy of a loader schema, as a user's YAML must match it: without botgate's own
- * `errorMessage` keyword (it is for the loader's messages), and with a key that has a default
- * left out of its object's `required` list. The loader fills defaults in before it validates, so
- * to it such a key is always present; in a user's file it may be left out.
+ * `errorMessage` keyword (it is for the loader's messages); with a key that has a default left out
+ * of its object's `required` list (the loader fills defaults in before it validates, so to it such
+ * a key is always present; in a user's file it may be left out); and with an environment reference
+ * accepted wherever a scalar value goes (see {@link REFERENCE}).
  */
 export function jsonSchema(schema: TSchema, id: string): Record<string, unknown> {
   const plain = JSON.parse(JSON.stringify(schema), (key, value: unknown) => {
     if (key === 'errorMessage') return undefined
-    if (isObject(value) && Array.isArray(value.required) && isObject(value.properties)) {
-      const properties = value.properties
-      const required = value.required.filter(
-        (name: unknown) =>
-          !(typeof name === 'string' && isObject(properties[name]) && 'default' in properties[name]),
-      )
-      if (required.length > 0) return { ...value, required }
-      const { required: _dropped, ...rest } = value
-      return rest
-    }
-    return value
+    return isObject(value) ? withDefaultsOptional(withReferencesAdmitted(value)) : value
   })
   return { $schema: 'http://json-schema.org/draft-07/schema#', $id: id, ...plain }
+}
+
+/** An object or array schema whose property and item values admit references. */
+function withReferencesAdmitted(schema: Record<string, unknown>): Record<string, unknown> {
+  const { properties, items } = schema
+  if (!isObject(properties) && items === undefined) return schema
+  return {
+    ...schema,
+    ...(isObject(properties)
+      ? {
+          properties: Object.fromEntries(
+            Object.entries(properties).map(([name, value]) => [name, admittingReferences(value)]),
+          ),
+        }
+      : {}),
+    ...(items === undefined ? {} : { items: admittingReferences(items) }),
+  }
+}
+
+/** An object schema without the keys that have a default in its `required` list. */
+function withDefaultsOptional(schema: Record<string, unknown>): Record<string, unknown> {
+  const { properties, required } = schema
+  if (!Array.isArray(required) || !isObject(properties)) return schema
+  const left = required.filter(
+    (name: unknown) =>
+      !(typeof name === 'string' && isObject(properties[name]) && 'default' in properties[name]),
+  )
+  if (left.length > 0) return { ...schema, required: left }
+  const { required: _dropped, ...rest } = schema
+  return rest
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
