@@ -504,6 +504,11 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
   })
 
   it('reports every problem of a file, in file order', () => {
+    // Once each: an unset variable, not also what its value became without it.
+    expect(problems('unset-variable-in-list.yaml')).toEqual([
+      'unset-variable-in-list.yaml:10:27 bots[0].policy.sources.allow[1]: environment variable UNSET_SOURCE is not set (write ${UNSET_SOURCE:-default} for a default)',
+      'unset-variable-in-list.yaml:12:19 bots[0].policy.updates.max_body: environment variable UNSET_SIZE is not set (write ${UNSET_SIZE:-default} for a default)',
+    ])
     expect(problems('duplicate-bots.yaml')).toEqual([
       'duplicate-bots.yaml:8:11 bots[1].name: duplicates bots[0].name: each bot needs its own name',
       'duplicate-bots.yaml:9:11 bots[1].path: duplicates bots[0].path: each bot needs its own path',

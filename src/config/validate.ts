@@ -7,6 +7,7 @@
 import { Kind, type Static, type TSchema } from '@sinclair/typebox'
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors'
 import { Value } from '@sinclair/typebox/value'
+import { formatPath } from './errors.js'
 import type { Segment, YamlSource } from './source.js'
 
 /** JSON Schema keyword behind each error type, to pick a per-keyword `errorMessage`. */
@@ -193,11 +194,14 @@ export function validate<T extends TSchema>(
   const converted = Value.Default(schema, Value.Convert(schema, value))
   let ok = true
   const seen = new Set<string>()
+  // A value already reported (an environment variable it names is not set) is not reported again
+  // for what it became without it.
+  const reported = new Set(source.issues.map((issue) => issue.path))
   for (const finding of findings(schema, converted, base)) {
-    const key = `${finding.segments.join('\u0000')}\u0001${finding.message}`
-    if (seen.has(key)) continue
-    seen.add(key)
     ok = false
+    const key = `${finding.segments.join('\u0000')}\u0001${finding.message}`
+    if (seen.has(key) || reported.has(formatPath(finding.segments))) continue
+    seen.add(key)
     source.issue(finding.segments, finding.message, finding.at)
   }
   return ok ? (converted as Static<T>) : undefined
