@@ -38,19 +38,25 @@ const REFERENCE: Record<string, unknown> = {
 /** Keywords a string must meet beyond being one; a string without them already admits a reference. */
 const STRING_CONSTRAINTS = ['pattern', 'format', 'const', 'enum', 'minLength', 'maxLength']
 
-/** Whether a value schema refuses some reference that the loader would replace by a valid value. */
-function refusesReferences(schema: Record<string, unknown>): boolean {
+const SCALAR_TYPES = ['string', 'integer', 'number', 'boolean']
+
+/** Whether a value schema admits some scalar: the values a reference may stand for. */
+function takesScalar(schema: Record<string, unknown>): boolean {
   if (Array.isArray(schema.anyOf))
-    return !schema.anyOf.some((branch) => isObject(branch) && !refusesReferences(branch))
-  if (schema.type === 'string') return STRING_CONSTRAINTS.some((keyword) => keyword in schema)
-  return (
-    schema.type === 'integer' || schema.type === 'number' || schema.type === 'boolean' || 'enum' in schema
-  )
+    return schema.anyOf.some((branch) => isObject(branch) && takesScalar(branch))
+  return SCALAR_TYPES.includes(schema.type as string) || 'const' in schema || 'enum' in schema
+}
+
+/** Whether a value schema admits every string, references included. */
+function takesAnyString(schema: Record<string, unknown>): boolean {
+  if (Array.isArray(schema.anyOf))
+    return schema.anyOf.some((branch) => isObject(branch) && takesAnyString(branch))
+  return schema.type === 'string' && !STRING_CONSTRAINTS.some((keyword) => keyword in schema)
 }
 
 /** `schema` for a value in a user's file: as it is, or with a reference as one more choice. */
 function admittingReferences(schema: unknown): unknown {
-  if (!isObject(schema) || !refusesReferences(schema)) return schema
+  if (!isObject(schema) || !takesScalar(schema) || takesAnyString(schema)) return schema
   if (Array.isArray(schema.anyOf)) return { ...schema, anyOf: [...schema.anyOf, REFERENCE] }
   const { description, title, default: fallback } = schema
   return {

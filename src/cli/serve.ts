@@ -25,10 +25,11 @@ reloads the config; an invalid change is refused and logged, and the running con
  * percent. V8's own factor lets it grow to 4x what is live while full collections are cheap, and
  * a gateway's are: under sustained load (benchmark update, 100 connections, 30 s) about 31 MB
  * stayed live while the old generation filled to 114 MB of mostly dead objects (dedupe keys
- * evicted at the entry cap, then strings, since numbers; the memory store's rehashed tables;
- * promoted request objects) before V8 collected it, and RSS reached 202-206 MB. At 50%, a full collection comes about every 5 s
- * (pausing the main thread 3-7 ms; the marking runs mostly beside it), RSS ends at 136-141 MB,
- * and CPU per request measured the same (68.6 against 70.6 us, interleaved A/B).
+ * evicted at the entry cap, strings then, numbers since; the memory store's rehashed tables;
+ * promoted request objects) before V8 collected it, and RSS reached 202-206 MB. At 50%, a full
+ * collection comes about every 5 s (pausing the main thread 3-7 ms; the marking runs mostly
+ * beside it), RSS ends at 136-141 MB, and CPU per request measured the same (68.6 against
+ * 70.6 us, interleaved A/B).
  */
 const HEAP_GROWING_PERCENT = 50
 
