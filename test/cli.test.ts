@@ -215,6 +215,8 @@ describe('botgate schema', () => {
     ])
       expect(config(bot(fields)), JSON.stringify(config.errors)).toBe(true)
     expect(policy({ dedupe: { ttl: '${DEDUPE_TTL:-24h}' } }), JSON.stringify(policy.errors)).toBe(true)
+    // A choice of a constant and a section: the reference may stand for the constant.
+    expect(policy({ dedupe: '${DEDUPE:-false}' }), JSON.stringify(policy.errors)).toBe(true)
     // Values that are not references are still checked.
     for (const fields of [{ path: 'tg/x' }, { max_inflight: 'lots' }, { policy: { mode: 'loud' } }])
       expect(config(bot(fields))).toBe(false)
