@@ -112,6 +112,10 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
   const perThread = IDS_PER_THREAD_SECOND * Math.ceil(seconds)
   const first = nextId
   nextId += threads * perThread
+  if (nextId > 2 ** 31)
+    throw new Error(
+      'this many runs of this length would send update ids past 32 bits: fewer rounds or seconds',
+    )
   if (tool === 'wrk') {
     const script = path.join(tmpdir(), `botgate-bench-${process.pid}.lua`)
     const lines = [

@@ -7,6 +7,7 @@
 
 import type { TSchema } from '@sinclair/typebox'
 import { configSchema } from '../config/schema.js'
+import { REFERENCE_PATTERN } from '../config/source.js'
 import { policySchema } from '../policy/schema.js'
 import { parse } from './args.js'
 
@@ -18,8 +19,9 @@ Prints the JSON Schema (draft-07) of the gateway config, or with --policy of a p
 In an editor with yaml-language-server, reference it from the first line of your YAML:
   # yaml-language-server: $schema=./botgate.schema.json
 
-An environment reference (\${NAME}, \${NAME:-default}) is accepted in place of any value; what it
-stands for is checked when the file is loaded (botgate check).
+An environment reference (\${NAME}, \${NAME:-default}) is accepted in place of any plain value
+(a string, a number, true or false); what it stands for is checked when the file is loaded
+(botgate check).
 
   --policy   the schema of policy files instead of the gateway config
 `
@@ -31,7 +33,7 @@ stands for is checked when the file is loaded (botgate check).
  */
 const REFERENCE: Record<string, unknown> = {
   type: 'string',
-  pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}',
+  pattern: REFERENCE_PATTERN,
   description: 'an environment reference, ${NAME} or ${NAME:-default}, replaced when the file is loaded',
 }
 

@@ -12,8 +12,14 @@ import { formatPath } from './errors.js'
 
 export type Segment = string | number
 
-/** `${NAME}`, `${NAME:-default}`; `$${...}` is a literal `${...}`. */
-const REFERENCE = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+/**
+ * An environment reference, `${NAME}` or `${NAME:-default}`, as regular expression source: the
+ * loader's, and the published JSON Schema's (`botgate schema`).
+ */
+export const REFERENCE_PATTERN = String.raw`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`
+
+/** A reference after an optional second `$` (captured): `$${...}` is a literal `${...}`. */
+const REFERENCE = new RegExp(String.raw`(\$?)${REFERENCE_PATTERN}`, 'g')
 
 /** The file name as a user would type it: relative to the working directory when it is inside it. */
 export function displayName(file: string): string {
