@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
-import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
+import { MAIN, ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
 import { freePort } from './helpers/upstream.js'
 
 const COMMANDS = [
@@ -168,6 +168,15 @@ describe('botgate schema', () => {
       at(bot, 'properties', 'policy', 'anyOf', 1, 'properties', 'sources', 'properties', 'allow', 'minItems'),
     ).toBe(1)
     expect(result.stdout).not.toContain('errorMessage')
+  })
+
+  it('stops quietly when its reader goes away (botgate schema | head)', async () => {
+    const piped = `set -o pipefail; "${process.execPath}" "${MAIN}" schema | head -c 1 >/dev/null`
+    const result = await promisify(execFile)('bash', ['-c', piped]).then(
+      ({ stderr }) => ({ code: 0, stderr }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    )
+    expect(result).toEqual({ code: 0, stderr: '' })
   })
 
   it('prints the policy schema with --policy', async () => {
