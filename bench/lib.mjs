@@ -118,12 +118,12 @@ export async function load({ tool, url, headers, body, connections, seconds }) {
     )
   if (tool === 'wrk') {
     const script = path.join(tmpdir(), `botgate-bench-${process.pid}.lua`)
-    // The request is written out whole, its headers in one fixed order, as Telegram's servers send
-    // theirs. Headers given to wrk through `wrk.headers`, a Lua table, come out in an order that
-    // changes from run to run and from thread to thread (LuaJIT seeds its string hashes), which no
-    // real sender does: each new order is a new hidden class for Node's headers object, and
-    // botgate's compiled request path, which reads its headers, was thrown away and recompiled at
-    // the start of every round.
+    // The request is written out whole, its headers in one fixed order, as a real sender
+    // (Telegram's servers, a proxy in front of botgate) writes them every time. Headers given to
+    // wrk through `wrk.headers`, a Lua table, come out in an order that changes from run to run and
+    // from thread to thread (LuaJIT seeds its string hashes): each new order is a new hidden class
+    // for Node's headers object, and botgate's compiled request path, which reads its headers, was
+    // thrown away and recompiled at the start of every round.
     const target = new URL(url)
     const head = [
       `POST ${target.pathname}${target.search} HTTP/1.1`,
