@@ -31,7 +31,8 @@ const { values } = parseArgs({
     // few functions settle within a second): rounds run before that measure the compiler, not the
     // gateway that serves for days. Measured from fresh processes, 3 s rounds alternating with the
     // baseline went from 0.83x-0.86x in the first round to a median of 0.94x-0.95x from the sixth
-    // round on.
+    // round on. (Both measured while wrk still sent its headers in a new order each run, which
+    // made V8 recompile the path again at each one: see load() in lib.mjs.)
     warmup: { type: 'string', default: '20' },
     tool: { type: 'string' },
     sign: { type: 'string' },

@@ -171,6 +171,8 @@ describe('botgate schema', () => {
   })
 
   it('stops quietly when its reader goes away (botgate schema | head)', async () => {
+    // More than a pipe holds (Linux: 64 KiB), so the writes are still going when head exits.
+    expect((await runCli(['schema'])).stdout.length).toBeGreaterThan(64 * 1024)
     const piped = `set -o pipefail; "${process.execPath}" "${MAIN}" schema | head -c 1 >/dev/null`
     const result = await promisify(execFile)('bash', ['-c', piped]).then(
       ({ stderr }) => ({ code: 0, stderr }),

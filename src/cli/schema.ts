@@ -42,19 +42,28 @@ const STRING_CONSTRAINTS = ['pattern', 'format', 'const', 'enum', 'minLength', '
 
 const SCALAR_TYPES = ['string', 'integer', 'number', 'boolean']
 
-/** Whether a value schema admits some scalar: the values a reference may stand for. */
-function takesScalar(schema: Record<string, unknown>): boolean {
-  if (Array.isArray(schema.anyOf))
-    return schema.anyOf.some((branch) => isObject(branch) && takesScalar(branch))
-  return SCALAR_TYPES.includes(schema.type as string) || 'const' in schema || 'enum' in schema
+/** Whether `schema`, or one branch of its `anyOf` (at any depth), meets `test`. */
+function someBranch(
+  schema: Record<string, unknown>,
+  test: (branch: Record<string, unknown>) => boolean,
+): boolean {
+  if (!Array.isArray(schema.anyOf)) return test(schema)
+  return schema.anyOf.some((branch) => isObject(branch) && someBranch(branch, test))
 }
 
+/** Whether a value schema admits some scalar: the values a reference may stand for. */
+const takesScalar = (schema: Record<string, unknown>): boolean =>
+  someBranch(
+    schema,
+    (branch) => SCALAR_TYPES.includes(branch.type as string) || 'const' in branch || 'enum' in branch,
+  )
+
 /** Whether a value schema admits every string, references included. */
-function takesAnyString(schema: Record<string, unknown>): boolean {
-  if (Array.isArray(schema.anyOf))
-    return schema.anyOf.some((branch) => isObject(branch) && takesAnyString(branch))
-  return schema.type === 'string' && !STRING_CONSTRAINTS.some((keyword) => keyword in schema)
-}
+const takesAnyString = (schema: Record<string, unknown>): boolean =>
+  someBranch(
+    schema,
+    (branch) => branch.type === 'string' && !STRING_CONSTRAINTS.some((keyword) => keyword in branch),
+  )
 
 /** `schema` for a value in a user's file: as it is, or with a reference as one more choice. */
 function admittingReferences(schema: unknown): unknown {
