@@ -232,6 +232,12 @@ describe('botgate schema', () => {
     for (const fields of [{ path: 'tg/x' }, { max_inflight: 'lots' }, { policy: { mode: 'loud' } }])
       expect(config(bot(fields))).toBe(false)
     expect(config(bot({ path: '/tg/$SHOP_PATH' }))).toBe(false)
+    // An escaped reference is literal text to the loader, so the value's own schema decides.
+    expect(config(bot({ max_inflight: '$${MAX_INFLIGHT}' }))).toBe(false)
+    expect(config(bot({ max_inflight: '$$${MAX_INFLIGHT}' }))).toBe(false)
+    expect(config(bot({ max_inflight: '$${LITERAL}${MAX_INFLIGHT}' })), JSON.stringify(config.errors)).toBe(
+      true,
+    )
     expect(policy({ dedupe: { ttl: '1h', tll: '1h' } })).toBe(false)
   })
 })

@@ -29,11 +29,12 @@ An environment reference (\${NAME}, \${NAME:-default}) is accepted in place of a
 /**
  * An environment reference, `${NAME}` or `${NAME:-default}`, anywhere in a string: the loader
  * replaces it before it validates (and turns `"8080"` into the integer a key wants), so in a
- * user's file it may stand for any scalar value.
+ * user's file it may stand for any scalar value. Not after a `$`: the loader reads `$${NAME}` as
+ * the literal text `${NAME}`.
  */
 const REFERENCE: Record<string, unknown> = {
   type: 'string',
-  pattern: REFERENCE_PATTERN,
+  pattern: `(?:^|[^$])${REFERENCE_PATTERN}`,
   description: 'an environment reference, ${NAME} or ${NAME:-default}, replaced when the file is loaded',
 }
 
