@@ -66,6 +66,23 @@ export function cpuMs(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK
 }
 
+/**
+ * The whole machine's CPU time so far, in clock ticks summed over its CPUs: all of it, the part
+ * stolen by the hypervisor (time a virtual CPU wanted to run and the host ran something else) and
+ * the idle part. Undefined where there is no /proc/stat.
+ */
+export function machineTicks() {
+  let line
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
+  } catch {
+    return undefined
+  }
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1, 9).map(Number)
+  return { total: user + nice + system + idle + iowait + irq + softirq + steal, steal, idle: idle + iowait }
+}
+
 /** Resident set size of a process, in MB. */
 export function rssMb(pid) {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))

@@ -4,7 +4,7 @@
 // and botgate's ratios to the baseline measured in this same run: of the medians of the rounds,
 // and each round's (its range and median), against the baseline round run next to it.
 //
-//   npm run bench -- [--seconds 6] [--rounds 7] [--connections 40,100] [--warmup 20]
+//   npm run bench -- [--seconds 12] [--rounds 5] [--connections 40,100] [--warmup 20]
 //                    [--tool wrk|autocannon]
 //                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -14,16 +14,32 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { cpuMs, hasWrk, load, median, rssMb, sleep, startBotgate, startNode, stop } from './lib.mjs'
+import {
+  cpuMs,
+  hasWrk,
+  load,
+  machineTicks,
+  median,
+  rssMb,
+  sleep,
+  startBotgate,
+  startNode,
+  stop,
+} from './lib.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '6' },
-    // Seven rounds: on a shared 2-core machine single rounds of one target differ by up to 40%, the
-    // median of three is one round's luck, and even medians of six rounds of three identical
+    // Twelve seconds: every round starts with wrk opening all its connections at once, and the
+    // requests of that start wait far longer than the steady state's. The bare baseline at 100
+    // connections, rounds run back to back: p99 252-368 ms in rounds of 2 s, 42-65 ms in rounds of
+    // 12 s. In rounds of 6 s the start was about 1% of a round's requests, and p99 at 100
+    // connections jumped between the two from one round to the next (the baseline's 34-301 ms).
+    seconds: { type: 'string', default: '12' },
+    // Five rounds: on a shared 2-core machine single rounds of one target differ by up to 40%, the
+    // median of three is one round's luck, and even medians of six 6 s rounds of three identical
     // copies of botgate, each driven in turn with the baseline, came out at 0.87x, 0.95x and 0.97x.
-    rounds: { type: 'string', default: '7' },
+    rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '40,100' },
     // Seconds each target is driven, at the first connection count, before the rounds. V8 keeps
     // compiling and recompiling botgate's request path for its first 100,000 or so updates (at 40
@@ -239,6 +255,7 @@ if (warmup > 0) {
 
 for (const connections of connectionCounts) {
   const runs = Object.fromEntries(targets.map((t) => [t.name, []]))
+  const ticksBefore = machineTicks()
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? targets : [...targets].reverse()
     for (const target of order) {
@@ -283,6 +300,7 @@ for (const connections of connectionCounts) {
         cpuUs: median(list.map((r) => r.cpuUs)),
         rss: Math.max(...list.map((r) => r.rss)),
         rounds: list.map((r) => Math.round(r.rps)),
+        p99Rounds: list.map((r) => r.p99),
         delivered: list.reduce((sum, r) => sum + r.delivered, 0),
         total: list.reduce((sum, r) => sum + r.total, 0),
       },
@@ -321,7 +339,16 @@ for (const connections of connectionCounts) {
       sent: per((perCommand.evalsha ?? 0) + (perCommand.evalsha_ro ?? 0) + (perCommand.get ?? 0)),
     }
   }
-  report.results.push({ connections, summary, ratio, spread, extra, redisPerUpdate })
+  // What the machine did besides the benchmark: time stolen by the hypervisor stalls whichever
+  // target runs at that moment, and shows in its p99 far more than in its req/s.
+  const ticksAfter = machineTicks()
+  const share = (part) =>
+    (100 * (ticksAfter[part] - ticksBefore[part])) / (ticksAfter.total - ticksBefore.total)
+  const machine =
+    ticksBefore === undefined || ticksAfter === undefined
+      ? undefined
+      : { stealPercent: share('steal'), idlePercent: share('idle') }
+  report.results.push({ connections, summary, ratio, spread, extra, redisPerUpdate, machine })
   const row = (name, s) =>
     `  ${name.padEnd(9)} ${s.rps.toFixed(0).padStart(8)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${s.rss.toFixed(0).padStart(7)} ${s.cpuUs.toFixed(0).padStart(8)}   ${s.rounds.join(' ')}`
   console.log(`\n${connections} connections (medians of ${rounds} rounds)`)
@@ -338,6 +365,10 @@ for (const connections of connectionCounts) {
   const range = (values) =>
     `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}x (median ${median(values).toFixed(2)}x)`
   console.log(`  by round  req/s ${range(spread.rps)}, CPU per request ${range(spread.cpu)}`)
+  for (const [name, s] of Object.entries(summary))
+    console.log(
+      `  p99 ms    ${name.padEnd(9)} ${s.p99Rounds.map((ms) => ms.toFixed(1)).join(' ')}  (by round)`,
+    )
   for (const [name, r] of Object.entries(extra)) {
     const target =
       name === '+redis' && connections === 40
@@ -356,6 +387,10 @@ for (const connections of connectionCounts) {
         `${redisPerUpdate.sent} sent by botgate (evalsha, get), ${redisPerUpdate.operations} store operations per update (botgate's count)`,
     )
   }
+  if (machine !== undefined)
+    console.log(
+      `  machine   ${machine.stealPercent.toFixed(1)}% of its CPU time stolen by the hypervisor, ${machine.idlePercent.toFixed(1)}% idle, during these rounds`,
+    )
   // The upstream also receives the requests in flight when the load generator stops, which the
   // load generator does not count: a few more is expected (about one per connection per round),
   // fewer is updates lost.
