@@ -67,7 +67,7 @@ describe('deploy/Dockerfile', () => {
     for (const stage of stages) expect(stage.from).toBe('${NODE_IMAGE}')
     // The runtime's node_modules come from the stage that installed without dev dependencies.
     const install = instructions(stages[0] as Stage, 'RUN').map((run) => run.text)
-    expect(install.some((run) => /npm install .*--omit=dev/.test(run))).toBe(true)
+    expect(install.some((run) => /npm ci .*--omit=dev/.test(run))).toBe(true)
     const copies = instructions(runtime, 'COPY').map((copy) => flagsAndArgs(copy.text))
     expect(copies.find((copy) => copy.args[0]?.endsWith('node_modules'))?.flags.from).toBe('deps')
     expect(copies.find((copy) => copy.args[0]?.endsWith('dist'))?.flags.from).toBe('build')
