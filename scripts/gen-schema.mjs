@@ -72,7 +72,8 @@ const RELIED_ON_WHERE_REQUIRED = ['message_id', 'date', 'chat', 'from', 'user']
 /** Telegram's limits (SPEC section 1), by `Type.field`. */
 const LIMITS = {
   'Message.text': { chars: 4096 },
-  'Message.caption': { chars: 1024 },
+  // 1024 for most senders, 4096 for Telegram Premium ones; an update does not say which sent it.
+  'Message.caption': { chars: 4096 },
   'InlineQuery.query': { chars: 256 },
   'CallbackQuery.data': { bytes: [1, 64] },
   // The buttons of a received message's keyboard were sent by a bot under the same limit.

@@ -3,6 +3,7 @@
  * commands with roles, other bots and replies, across the message-bearing update types.
  */
 
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import { botConfig, RunningGateway, secret } from './helpers/gateway.js'
@@ -83,6 +84,31 @@ async function expectForwarded(update: Record<string, unknown>) {
   expect(upstream.received.length).toBe(before + 1)
   return response
 }
+
+describe('check 8: the update schema', () => {
+  // A real photo message (teloxide's test data), its caption lengthened to a Telegram Premium
+  // sender's limit: 4096 characters, emoji included (one code point, two UTF-16 units each).
+  const photo = (caption: string) => {
+    const update = JSON.parse(
+      readFileSync(new URL('./fixtures/updates/teloxide-016.json', import.meta.url), 'utf8'),
+    ) as { update_id: number; message: Record<string, unknown> }
+    update.update_id = nextId++
+    update.message.caption = caption
+    update.message.caption_entities = []
+    return update
+  }
+
+  it("forwards a Premium sender's caption of 4096 characters, byte for byte", async () => {
+    const body = JSON.stringify(photo(`${'\u{1F600}'.repeat(96)}${'c'.repeat(4000)}`))
+    const response = await send(JSON.parse(body))
+    expect(response.status).toBe(200)
+    expect(upstream.received.at(-1)?.body.toString('utf8')).toBe(body)
+  })
+
+  it('drops a caption past 4096 characters as invalid_update', async () => {
+    await expectDropped(photo('c'.repeat(4097)), 'invalid_update')
+  })
+})
 
 describe('check 9: update types', () => {
   it('drops a type the policy does not allow, with 200', async () => {

@@ -156,7 +156,7 @@ export function notAnId(value: unknown): Fail {
 }
 
 /**
- * Whether `text` has more than `max` characters (SPEC section 1: text 4096, caption 1024, inline
+ * Whether `text` has more than `max` characters (SPEC section 1: text 4096, caption 4096, inline
  * query 256). Telegram does not say which unit its "characters" are; this counts Unicode code
  * points, the larger reading, so no genuine text is refused whatever Telegram counts. A string of
  * at most `max` UTF-16 units has at most `max` code points, so the count runs only past that.

@@ -272,17 +272,19 @@ describe('validateUpdate: limits of SPEC section 1', () => {
     })
   })
 
-  it('holds captions to 1024 characters', () => {
+  it("accepts a Premium sender's caption of 4096 characters and holds captions to that", () => {
     const photo = (caption: string) =>
       message((m) => {
         delete m.text
         delete m.entities
         m.caption = caption
       })
-    expect(check(photo('c'.repeat(1024)))).toBeUndefined()
-    expect(check(photo('c'.repeat(1025)))).toEqual({
+    // Telegram's limit is 1024 for most senders and 4096 for Premium ones (SPEC section 1).
+    expect(check(photo('c'.repeat(1025)))).toBeUndefined()
+    expect(check(photo('c'.repeat(4096)))).toBeUndefined()
+    expect(check(photo('c'.repeat(4097)))).toEqual({
       path: 'message.caption',
-      problem: 'longer than 1024 characters',
+      problem: 'longer than 4096 characters',
     })
   })
 

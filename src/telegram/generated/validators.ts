@@ -300,7 +300,7 @@ function vMessage(value: unknown, depth: number, strict: boolean): Fail | undefi
         break
       case 'caption':
         if (typeof x !== 'string') return mismatch(x, 'String').at(k)
-        if (longerThan(x, 1024)) return tooLong(1024).at(k)
+        if (longerThan(x, 4096)) return tooLong(4096).at(k)
         caption = x
         break
       case 'caption_entities':
