@@ -19,7 +19,7 @@ import { type Block, type BlockKind, MAX_BLOCK_MS } from '../blocks/index.js'
 import { DURATION_PATTERN, parseDuration } from '../config/units.js'
 import { StoreError } from '../store/index.js'
 import type { Principal, Scope } from './auth.js'
-import type { AdminApiDeps } from './index.js'
+import type { AdminApiDeps } from './state.js'
 
 export type AdminError =
   | 'unauthorized'

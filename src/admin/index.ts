@@ -16,34 +16,10 @@
  */
 
 import type { Hono } from 'hono'
-import type { Blocks } from '../blocks/index.js'
-import type { GatewayConfig } from '../config/load.js'
-import type { Logger } from '../observe/logger.js'
-import { type Authenticator, createAuthenticator } from './auth.js'
 import { mountBlockRoutes } from './blocks.js'
+import type { AdminApiDeps } from './state.js'
 
-/** The config-dependent part of the admin listener; rebuilt with each config generation. */
-export interface AdminState {
-  /** Undefined: `admin.api` is not configured and the API does not exist. */
-  readonly auth: Authenticator | undefined
-  /** The JWKS document, serialised once. */
-  readonly jwks: string
-  readonly bots: ReadonlySet<string>
-}
-
-export function buildAdminState(config: GatewayConfig): AdminState {
-  return {
-    auth: config.adminApi === undefined ? undefined : createAuthenticator(config.adminApi),
-    jwks: JSON.stringify({ keys: config.jwks }),
-    bots: new Set(config.bots.map((bot) => bot.name)),
-  }
-}
-
-export interface AdminApiDeps {
-  readonly state: () => AdminState
-  readonly blocks: Blocks
-  readonly logger: Logger
-}
+export { type AdminApiDeps, type AdminState, buildAdminState } from './state.js'
 
 /** RFC 7517 section 8.5. Verifiers cache it; a new key should be published this long before it signs. */
 const JWKS_HEADERS = {
