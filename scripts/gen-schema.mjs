@@ -2,6 +2,7 @@
 // Generates src/telegram/generated/ from the machine-readable Bot API spec
 // (vendor/telegram-bot-api/api.json): `npm run gen:schema`. The output is committed; a test fails
 // when it differs from what this script would write, so a spec update is one command and a diff.
+// `--check` writes nothing and exits 1 naming each generated file that differs (CI runs it).
 //
 // Two files come out:
 // - update-types.ts: the lists of update types (which update types exist, their payload types,
@@ -28,7 +29,7 @@
 //   String is accepted and the values are only written down in a comment;
 // - identifiers whose description says "at most 52 significant bits".
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -660,10 +661,32 @@ export function generate(spec = JSON.parse(readFileSync(SPEC_FILE, 'utf8'))) {
   ])
 }
 
+/** The generated files that are not what `generate()` writes: stale, missing or extra. */
+export function stale(files = generate()) {
+  const present = existsSync(OUTPUT_DIR) ? readdirSync(OUTPUT_DIR) : []
+  const differing = [...files].filter(
+    ([name, content]) =>
+      !present.includes(name) || readFileSync(path.join(OUTPUT_DIR, name), 'utf8') !== content,
+  )
+  return [...differing.map(([name]) => name), ...present.filter((name) => !files.has(name))].sort()
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  mkdirSync(OUTPUT_DIR, { recursive: true })
-  for (const [name, content] of generate()) {
-    writeFileSync(path.join(OUTPUT_DIR, name), content)
-    console.log(`wrote ${path.relative(ROOT, path.join(OUTPUT_DIR, name))}`)
+  const relative = (name) => path.relative(ROOT, path.join(OUTPUT_DIR, name))
+  if (process.argv.includes('--check')) {
+    const names = stale()
+    for (const name of names) console.error(`${relative(name)} is not what the vendored spec generates`)
+    if (names.length > 0) console.error('run `npm run gen:schema`, review the diff and commit it')
+    else
+      console.log(
+        `src/telegram/generated/ is what the vendored spec generates (${JSON.parse(readFileSync(SPEC_FILE, 'utf8')).version})`,
+      )
+    process.exitCode = names.length > 0 ? 1 : 0
+  } else {
+    mkdirSync(OUTPUT_DIR, { recursive: true })
+    for (const [name, content] of generate()) {
+      writeFileSync(path.join(OUTPUT_DIR, name), content)
+      console.log(`wrote ${relative(name)}`)
+    }
   }
 }
