@@ -39,6 +39,7 @@ export type DropReason =
   | 'command_for_other_bot'
   | 'rate_limited'
   | 'blocked'
+  | 'chat_not_allowed'
 
 /** Reasons that describe the forward to the upstream (SPEC section 3, the upstream outcome table). */
 export type ForwardReason =
@@ -69,6 +70,7 @@ export const REASONS: readonly Reason[] = [
   'command_forbidden',
   'command_for_other_bot',
   'blocked',
+  'chat_not_allowed',
   'upstream_busy',
   'upstream_error',
   'upstream_unreachable',
