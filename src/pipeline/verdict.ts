@@ -40,6 +40,7 @@ export type DropReason =
   | 'rate_limited'
   | 'blocked'
   | 'chat_not_allowed'
+  | 'user_not_allowed'
 
 /** Reasons that describe the forward to the upstream (SPEC section 3, the upstream outcome table). */
 export type ForwardReason =
@@ -71,6 +72,7 @@ export const REASONS: readonly Reason[] = [
   'command_for_other_bot',
   'blocked',
   'chat_not_allowed',
+  'user_not_allowed',
   'upstream_busy',
   'upstream_error',
   'upstream_unreachable',
