@@ -41,6 +41,7 @@ export type DropReason =
   | 'blocked'
   | 'chat_not_allowed'
   | 'user_not_allowed'
+  | 'content_not_allowed'
 
 /** Reasons that describe the forward to the upstream (SPEC section 3, the upstream outcome table). */
 export type ForwardReason =
@@ -73,6 +74,7 @@ export const REASONS: readonly Reason[] = [
   'blocked',
   'chat_not_allowed',
   'user_not_allowed',
+  'content_not_allowed',
   'upstream_busy',
   'upstream_error',
   'upstream_unreachable',

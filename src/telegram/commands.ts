@@ -17,19 +17,38 @@ export interface Command {
   readonly name: string
   /** The `@username` suffix without `@`, lower-cased, or undefined. */
   readonly mention: string | undefined
+  /**
+   * What follows the command in its text, up to the next command there or the end, trimmed of
+   * whitespace (`/report 123` -> `123`): what a bot reads as the command's arguments.
+   */
+  readonly args: string
+}
+
+interface Found {
+  readonly offset: number
+  /** Where the command's own text ends (its entity's end, or the matched leading word's). */
+  readonly end: number
+  readonly name: string
+  readonly mention: string | undefined
 }
 
 /** `/name` or `/name@username` at the start of a string; the name runs to whitespace or `@`. */
 const COMMAND = /^\/([^\s@/]+)(?:@([^\s/]+))?/
 
-function parse(text: string): Command | undefined {
+function parse(text: string, offset: number, end: number | undefined): Found | undefined {
   const match = COMMAND.exec(text)
   if (match === null) return undefined
-  return { name: (match[1] as string).toLowerCase(), mention: match[2]?.toLowerCase() }
+  return {
+    offset,
+    end: end ?? offset + match[0].length,
+    name: (match[1] as string).toLowerCase(),
+    mention: match[2]?.toLowerCase(),
+  }
 }
 
 function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
   if (typeof text !== 'string' || text.length === 0) return
+  const found: Found[] = []
   let coversStart = false
   if (Array.isArray(entities)) {
     for (const entity of entities as unknown[]) {
@@ -37,15 +56,27 @@ function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
       const { type, offset, length } = entity as { type?: unknown; offset?: unknown; length?: unknown }
       if (type !== 'bot_command' || typeof offset !== 'number' || typeof length !== 'number') continue
       if (offset < 0 || length <= 0 || offset >= text.length) continue
-      const command = parse(text.slice(offset, offset + length))
+      const command = parse(
+        text.slice(offset, offset + length),
+        offset,
+        Math.min(offset + length, text.length),
+      )
       if (command === undefined) continue
       if (offset === 0) coversStart = true
-      into.push(command)
+      found.push(command)
     }
   }
   if (!coversStart && text.charCodeAt(0) === 47 /* / */) {
-    const command = parse(text)
-    if (command !== undefined) into.push(command)
+    const command = parse(text, 0, undefined)
+    if (command !== undefined) found.push(command)
+  }
+  if (found.length === 0) return
+  // Arguments run to the next command of the text (entities come in any order; the list keeps
+  // theirs, the leading word last).
+  const starts = found.length === 1 ? [] : found.map((command) => command.offset).sort((a, b) => a - b)
+  for (const { offset, end, name, mention } of found) {
+    const next = starts.find((start) => start > offset) ?? text.length
+    into.push({ name, mention, args: end < next ? text.slice(end, next).trim() : '' })
   }
 }
 
