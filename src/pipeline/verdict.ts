@@ -17,6 +17,7 @@ export type RejectReason =
   | 'unknown_route'
   | 'method_not_allowed'
   | 'ip_not_allowed'
+  | 'banned'
   | 'rate_limited'
   | 'bad_secret'
   | 'unsupported_media_type'
@@ -60,6 +61,7 @@ export const REASONS: readonly Reason[] = [
   'unknown_route',
   'method_not_allowed',
   'ip_not_allowed',
+  'banned',
   'rate_limited',
   'bad_secret',
   'unsupported_media_type',
