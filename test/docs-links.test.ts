@@ -1,7 +1,8 @@
 /**
- * The deployment guides, the examples' and deploy/'s READMEs link to files and sections that
- * exist: every relative Markdown link resolves to a file or folder of the repository, and every
- * `#anchor` into a Markdown file names one of its headings (GitHub's slugs).
+ * The README, the guides in docs/, the examples' and deploy/'s READMEs link to files and sections
+ * that exist (the README is short and points into docs/ for the depth, so its links must hold):
+ * every relative Markdown link resolves to a file or folder of the repository, and every `#anchor`
+ * into a Markdown file names one of its headings (GitHub's slugs).
  */
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
@@ -32,6 +33,7 @@ function anchors(markdown: string): Set<string> {
 }
 
 const FILES = [
+  path.join(ROOT, 'README.md'),
   ...markdownFiles(path.join(ROOT, 'docs')),
   ...markdownFiles(path.join(ROOT, 'examples')),
   ...markdownFiles(path.join(ROOT, 'deploy')),
