@@ -48,7 +48,11 @@ function destination(reader: { accept: (length: number) => number | string }) {
   const log = new LogDestination(99, {
     write,
     writeSync,
-    dropped: { inc: (by) => void (stats.counted += by) },
+    dropped: {
+      inc: (by) => {
+        stats.counted += by
+      },
+    },
     notice: (count) => `NOTICE ${count}\n`,
   })
   return { log, stats, text: () => Buffer.concat(written).toString('utf8') }
