@@ -170,14 +170,15 @@ export class LogDestination {
 
   /** Moves the pending lines into the queue, or drops them when it is full, and starts writing. */
   #handOn(): void {
-    if (this.#pending === '') return
+    // With nothing pending, the note of a gap still goes out once the reader is back (the timer).
+    if (this.#pending === '' && (this.#lost === 0 || this.#held > MAX_BUFFERED_BYTES / 2)) return
     let text = this.#pending
     let lines = this.#pendingLines
     this.#pending = ''
     this.#pendingLines = 0
     if (this.#lost > 0) {
       if (this.#held > MAX_BUFFERED_BYTES / 2) {
-        this.#drop(lines)
+        if (lines > 0) this.#drop(lines)
         return
       }
       text = this.#notice(this.#lost) + text

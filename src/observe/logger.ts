@@ -63,23 +63,6 @@ function loggerOptions(level: string) {
   }
 }
 
-/**
- * The line saying a gap in the log: written by the destination itself, ahead of the first lines
- * kept after the gap (a logger call from inside the destination's write would re-enter it), and
- * formatted by a pino logger of its own so it reads like every other line.
- */
-let noticeText = ''
-const noticeLogger = pino(loggerOptions('warn'), {
-  write(line: string) {
-    noticeText = line
-  },
-})
-
-export function droppedNotice(count: number): string {
-  noticeLogger.warn({ dropped: count }, `log lines dropped: ${count} while the log reader was slow`)
-  return noticeText
-}
-
 let isoSecond = Number.NaN
 let isoPrefix = ''
 
@@ -99,6 +82,24 @@ export function isoTime(now = Date.now()): string {
 
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
   return pino(loggerOptions(level), destination)
+}
+
+/**
+ * The line saying where the log has a gap: written by the destination itself, ahead of the first
+ * lines kept after the gap (a logger call from inside the destination's write would re-enter it),
+ * and formatted by a pino logger of its own, made on first use, so it reads like every other line.
+ */
+let noticeText = ''
+let noticeLogger: Logger | undefined
+
+export function droppedNotice(count: number): string {
+  noticeLogger ??= pino(loggerOptions('warn'), {
+    write(line: string) {
+      noticeText = line
+    },
+  })
+  noticeLogger.warn({ dropped: count }, `log lines dropped: ${count} while the log reader was slow`)
+  return noticeText
 }
 
 /**
