@@ -11,13 +11,14 @@
  * measures the byte length of its whole pending buffer on every line (about a microsecond per line
  * at 4 KiB batches); appending here costs a string concatenation.
  *
- * Writing: each batch is encoded into a reused 64 KiB slab (a fresh buffer per batch cost as much
- * as the write itself) and written with `fs.write`, one write in flight at a time, so the bytes go
- * out in the order the lines came. `fs.write` runs in libuv's threadpool: on a non-blocking pipe
- * (Node makes stdout non-blocking when it opens it as a stream, see logger.ts) a full pipe answers
- * EAGAIN at once, and the write is tried again after a short, growing pause; on a blocking
- * descriptor (a terminal paused with Ctrl-S, a file on a slow disk) one threadpool thread waits,
- * never the event loop, and never more than one. Other errors (ENOSPC on a full disk, EIO) are
+ * Writing: each batch is encoded into a reused 128 KiB slab (a fresh buffer per batch cost as much
+ * as the write itself), and the slabs waiting are written with `fs.writev`, one write in flight at
+ * a time, so the bytes go out in the order the lines came. `fs.writev` runs in libuv's threadpool:
+ * on a non-blocking pipe (Node makes stdout non-blocking when it opens it as a stream, see
+ * logger.ts) a full pipe answers EAGAIN at once, and the write is tried again after a short,
+ * growing pause; on a blocking descriptor (a terminal paused with Ctrl-S, a file on a slow disk)
+ * one threadpool thread waits, never the event loop, and never more than one. Other errors
+ * (ENOSPC on a full disk, EIO) are
  * treated the same way: the batch waits and is tried again.
  *
  * Bound: at most {@link MAX_BUFFERED_BYTES} of slabs wait. A batch that does not fit is dropped
@@ -32,7 +33,7 @@
  * EBADF) ends logging quietly; what could not be written then is counted as dropped.
  */
 
-import { write as fsWrite, writeSync as fsWriteSync } from 'node:fs'
+import { writeSync as fsWriteSync, writev as fsWritev } from 'node:fs'
 
 /** Characters pending before they are handed to the writer. */
 export const FLUSH_CHARS = 16 * 1024
@@ -48,7 +49,7 @@ export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024
  * third of this many characters always fits; a longer one (long lines with `log.message_text`)
  * gets a buffer of its own.
  */
-export const SLAB_BYTES = 64 * 1024
+export const SLAB_BYTES = 128 * 1024
 /** Empty slabs kept for reuse; after a stall, the others are left to the garbage collector. */
 const SPARE_SLABS = 4
 /** The first pause before a write that met a full pipe (or an error) is tried again. */
@@ -60,12 +61,10 @@ export const FLUSH_WAIT_MS = 2000
 /** The longest `flushSync()` waits for a full pipe at process exit. */
 export const EXIT_WAIT_MS = 1000
 
-/** `fs.write`'s shape, injectable for tests of the failure paths. */
+/** `fs.writev`'s shape, injectable for tests of the failure paths. */
 export type AsyncWrite = (
   fd: number,
-  buffer: Buffer,
-  offset: number,
-  length: number,
+  buffers: readonly Buffer[],
   position: null,
   callback: (error: NodeJS.ErrnoException | null, written: number) => void,
 ) => void
@@ -85,7 +84,7 @@ export interface LogDestinationOptions {
    * @default a plain JSON line with `dropped` and `msg`
    */
   readonly notice?: (count: number) => string
-  /** @default fs.write */
+  /** @default fs.writev */
   readonly write?: AsyncWrite
   /** @default fs.writeSync */
   readonly writeSync?: SyncWrite
@@ -101,6 +100,9 @@ interface Chunk {
   /** A reused slab (returned to the spares once written), or a buffer of its own. */
   readonly slab: boolean
 }
+
+/** Most buffers in one gathering write, well under IOV_MAX (1024 on Linux). */
+const MAX_GATHER = 64
 
 /** Codes of a reader that is gone for good. */
 const CLOSED_CODES = new Set(['EPIPE', 'EBADF', 'ECONNRESET'])
@@ -119,14 +121,15 @@ export class LogDestination {
   readonly #notice: (count: number) => string
   #pending = ''
   #pendingLines = 0
-  /** Batches to write, oldest first; the first one is in flight while `#writing`. */
+  /** Batches to write, oldest first; the first `#writing` of them are in flight. */
   readonly #queue: Chunk[] = []
   /** Bytes of `#queue[0]` already written. */
   #offset = 0
   /** Bytes held by the queue's buffers (their capacity, not their use): what the bound limits. */
   #held = 0
   readonly #spares: Buffer[] = []
-  #writing = false
+  /** Chunks at the head of the queue that the write in flight holds (0: none in flight). */
+  #writing = 0
   #retry: NodeJS.Timeout | undefined
   #retryMs = RETRY_MIN_MS
   /** Lines dropped since the last notice: while above 0, batches wait for the buffer to drain. */
@@ -139,7 +142,7 @@ export class LogDestination {
 
   constructor(fd: number, options: LogDestinationOptions = {}) {
     this.#fd = fd
-    this.#write = options.write ?? (fsWrite as unknown as AsyncWrite)
+    this.#write = options.write ?? (fsWritev as unknown as AsyncWrite)
     this.#writeSync = options.writeSync ?? fsWriteSync
     this.#dropped = options.dropped
     this.#notice = options.notice ?? defaultNotice
@@ -198,11 +201,13 @@ export class LogDestination {
   #append(text: string, lines: number): boolean {
     const most = text.length * 3
     const tail = this.#queue.at(-1)
-    // The tail can take more bytes unless it is being written (its buffer is in a write call).
+    // The tail can take more bytes unless it is being written (its buffer is in a write call). The
+    // exact byte length is measured only when the rough bound says it might not fit (once a slab).
     if (
       tail?.slab === true &&
-      !(this.#writing && this.#queue.length === 1) &&
-      tail.buffer.length - tail.length >= most
+      this.#queue.length > this.#writing &&
+      (tail.buffer.length - tail.length >= most ||
+        tail.buffer.length - tail.length >= Buffer.byteLength(text, 'utf8'))
     ) {
       tail.length += tail.buffer.write(text, tail.length, 'utf8')
       tail.lines += lines
@@ -223,22 +228,28 @@ export class LogDestination {
     return true
   }
 
-  /** Starts the next write unless one is in flight or waiting to be tried again. */
+  /**
+   * Starts the next write unless one is in flight or waiting to be tried again. It takes every
+   * chunk waiting, in one gathering write (writev): one chunk per write would cap the rate at a
+   * slab per turn of the event loop.
+   */
   #kick(): void {
-    if (this.#writing || this.#retry !== undefined || this.#closed) return
-    const chunk = this.#queue[0]
-    if (chunk === undefined) {
+    if (this.#writing > 0 || this.#retry !== undefined || this.#closed) return
+    if (this.#queue.length === 0) {
       this.#settle()
       return
     }
-    this.#writing = true
-    this.#write(this.#fd, chunk.buffer, this.#offset, chunk.length - this.#offset, null, (error, written) =>
-      this.#written(error, written),
-    )
+    const buffers: Buffer[] = []
+    for (const chunk of this.#queue) {
+      if (buffers.length === MAX_GATHER) break
+      buffers.push(chunk.buffer.subarray(buffers.length === 0 ? this.#offset : 0, chunk.length))
+    }
+    this.#writing = buffers.length
+    this.#write(this.#fd, buffers, null, (error, written) => this.#written(error, written))
   }
 
   #written(error: NodeJS.ErrnoException | null, written: number): void {
-    this.#writing = false
+    this.#writing = 0
     if (this.#closed) return
     if (error !== null) {
       if (CLOSED_CODES.has(error.code ?? '')) {
@@ -260,15 +271,20 @@ export class LogDestination {
     this.#kick()
   }
 
-  /** Accounts for `written` bytes of the first chunk, releasing it once it is all out. */
+  /** Accounts for `written` bytes from the head of the queue, releasing the chunks all written. */
   #advance(written: number): void {
-    const chunk = this.#queue[0]
-    if (chunk === undefined) return
-    this.#offset += written
-    if (this.#offset < chunk.length) return
-    this.#queue.shift()
-    this.#offset = 0
-    this.#release(chunk)
+    let left = written
+    for (let chunk = this.#queue[0]; chunk !== undefined; chunk = this.#queue[0]) {
+      const rest = chunk.length - this.#offset
+      if (left < rest) {
+        this.#offset += left
+        return
+      }
+      left -= rest
+      this.#queue.shift()
+      this.#offset = 0
+      this.#release(chunk)
+    }
   }
 
   #release(chunk: Chunk): void {
@@ -344,13 +360,12 @@ export class LogDestination {
     clearTimeout(this.#retry)
     this.#retry = undefined
     this.#handOn()
-    if (this.#writing) {
-      // Not back among the spares: its thread may still be reading it.
+    // Not back among the spares: its thread may still be reading them.
+    for (; this.#writing > 0; this.#writing--) {
       const chunk = this.#queue.shift()
-      this.#offset = 0
-      this.#writing = false
       if (chunk !== undefined) this.#held -= chunk.slab ? SLAB_BYTES : chunk.buffer.length
     }
+    this.#offset = 0
     let waitedMs = 0
     const limitMs = this.#stuck ? 0 : EXIT_WAIT_MS
     while (this.#queue.length > 0) {
