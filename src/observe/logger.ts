@@ -92,7 +92,7 @@ export function createLogger(level: string, destination: DestinationStream = std
 let noticeText = ''
 let noticeLogger: Logger | undefined
 
-export function droppedNotice(count: number): string {
+function droppedNotice(count: number): string {
   noticeLogger ??= pino(loggerOptions('warn'), {
     write(line: string) {
       noticeText = line
