@@ -20,7 +20,7 @@ import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { Alerts } from '../observe/alerts/index.js'
-import { createLogger, flushLogger, type Logger } from '../observe/logger.js'
+import { createLogger, flushLogger, type Logger, stdoutDestination } from '../observe/logger.js'
 import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
 import { RequestLog } from '../observe/record.js'
 import { type BotPipeline, type CompileDeps, compileBot } from '../policy/compile.js'
@@ -186,8 +186,10 @@ export class Gateway {
   /** Loads the config, binds both listeners and starts watching the config files. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const config = loadConfig(options.configFile, options)
-    const logger = options.logger ?? createLogger(config.log.level)
     const metrics = new GatewayMetrics(VERSION)
+    const logger =
+      options.logger ??
+      createLogger(config.log.level, stdoutDestination({ dropped: metrics.logLinesDropped.labels() }))
     const opened = await openStore(config.store, { metrics, logger })
     let gateway: Gateway
     try {
