@@ -139,10 +139,11 @@ describe(`reload with ${BOTS} bots sharing one policy file`, () => {
     expect(JSON.stringify(line).length).toBeLessThan(1000)
   }, 60_000)
 
-  it('says how many bots it started with, without listing them', () => {
+  it('says how many bots it started with, and names at most 20', () => {
     const listening = gateway.lines.find((line) => line.msg === 'botgate listening') as LogLine
     expect(listening.bots).toBe(BOTS)
-    expect(listening.names).toBeUndefined()
+    expect(listening.names).toHaveLength(21)
+    expect((listening.names as string[])[20]).toBe(`and ${BOTS - 20} more`)
   })
 })
 

@@ -118,16 +118,21 @@ async function compileAll(
   return { compiled, changes }
 }
 
-/** At most {@link LOGGED_NAMES} names across the lists, then how many more: a log line of bounded size. */
+/** The first `limit` names, then how many more: log lines of bounded size, whatever the bot count. */
+function firstNames(names: readonly string[], limit: number): string[] {
+  const shown = names.slice(0, Math.max(0, limit))
+  return names.length > shown.length ? [...shown, `and ${names.length - shown.length} more`] : shown
+}
+
+/** At most {@link LOGGED_NAMES} names across the lists of changes. */
 function sampleNames(changes: Changes): Record<string, string[]> {
   let budget = LOGGED_NAMES
   const names: Record<string, string[]> = {}
   for (const kind of ['changed', 'added', 'removed'] as const) {
     const all = changes[kind]
     if (all.length === 0) continue
-    const shown = all.slice(0, Math.max(0, budget))
-    budget -= shown.length
-    names[kind] = all.length > shown.length ? [...shown, `and ${all.length - shown.length} more`] : shown
+    names[kind] = firstNames(all, budget)
+    budget -= Math.min(budget, all.length)
   }
   return names
 }
@@ -310,7 +315,10 @@ export class Gateway {
         tls: config.tls !== undefined,
         admin: gateway.adminAddress,
         bots: config.bots.length,
-        ...(config.bots.length <= LOGGED_NAMES ? { names: config.bots.map((bot) => bot.name) } : {}),
+        names: firstNames(
+          config.bots.map((bot) => bot.name),
+          LOGGED_NAMES,
+        ),
       },
       'botgate listening',
     )
