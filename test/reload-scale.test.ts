@@ -145,6 +145,20 @@ describe(`reload with ${BOTS} bots sharing one policy file`, () => {
     expect(listening.names).toHaveLength(21)
     expect((listening.names as string[])[20]).toBe(`and ${BOTS - 20} more`)
   })
+
+  // Last: it leaves the policy refusing the test's requests.
+  it('a change while a reload runs gets a reload of its own after it', async () => {
+    const before = reloads().length
+    writeFileSync(path.join(gateway.dir, 'gateway.yaml'), config(upstream.url, BOTS, '30s'))
+    gateway.child.kill('SIGHUP')
+    // The first reload is still loading (2,000 bots take a second or more) when a file changes
+    // again: the running reload may have read it before, so another one follows it.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    writeFileSync(path.join(gateway.dir, 'policy.yaml'), 'sources: { allow: [telegram] }\n')
+    gateway.child.kill('SIGHUP')
+    await gateway.waitFor(() => reloads().length >= before + 2, 60_000)
+    expect((await send(url)).status).toBe(403)
+  }, 60_000)
 })
 
 /** The gateway's port of the upstream connection that one request to bot 0 was forwarded over. */

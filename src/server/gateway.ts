@@ -225,6 +225,8 @@ export class Gateway {
   #idle: (() => void) | undefined
   #draining = false
   #reloading: Promise<boolean> | undefined
+  /** The trigger of a reload to run once the running one is done. */
+  #queued: string | undefined
 
   private constructor(
     options: GatewayOptions,
@@ -374,14 +376,23 @@ export class Gateway {
 
   /**
    * Loads the config again and swaps it in; a config that fails to load is logged and refused, and
-   * the running one stays. Concurrent triggers share one reload. Resolves to whether it applied.
+   * the running one stays. Resolves to whether it applied.
+   *
+   * One reload runs at a time. A trigger while one runs (a file saved again, a second SIGHUP)
+   * shares its result and queues one more reload after it: the running one may have read the
+   * files before the change. Any number of triggers meanwhile queue just that one.
    */
   reload(trigger: string): Promise<boolean> {
-    this.#reloading ??= Promise.resolve()
-      .then(() => this.#reload(trigger))
-      .finally(() => {
-        this.#reloading = undefined
-      })
+    if (this.#reloading !== undefined) {
+      this.#queued = trigger
+      return this.#reloading
+    }
+    this.#reloading = this.#reload(trigger).finally(() => {
+      this.#reloading = undefined
+      const queued = this.#queued
+      this.#queued = undefined
+      if (queued !== undefined) void this.reload(queued)
+    })
     return this.#reloading
   }
 
