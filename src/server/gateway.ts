@@ -225,6 +225,8 @@ export class Gateway {
   #idle: (() => void) | undefined
   #draining = false
   #reloading: Promise<boolean> | undefined
+  /** A reload is loading and compiling a generation not yet swapped in. */
+  #building = false
   /** The trigger of a reload to run once the running one is done. */
   #queued: string | undefined
 
@@ -402,15 +404,17 @@ export class Gateway {
     const previous = this.#generation
     let next: Generation
     let changes: Changes
+    this.#building = true
     try {
       const config = await loadConfigOffThread(this.#options.configFile, this.#options)
       const built = await compileAll(config, this.#deps(), previous.compiled)
       changes = built.changes
+      next = new Generation(config, built.compiled, this.#deps(), this.logger, this)
       // Shutdown began while this was built: nothing is swapped in.
       if (this.#draining) return false
-      next = new Generation(config, built.compiled, this.#deps(), this.logger, this)
       this.#reloadTls(config.tls)
     } catch (error) {
+      this.#building = false
       // Pools opened for the refused config's new upstreams go again.
       this.#releasePools()
       this.metrics.reloads.labels('failure').inc()
@@ -418,6 +422,8 @@ export class Gateway {
       this.logger.error({ trigger, problems }, 'config reload refused: the running config stays in effect')
       this.alerts.reloadRefused(trigger, error)
       return false
+    } finally {
+      this.#building = false
     }
     const config = next.config
     // The store is built once per process (it holds the marks and limits); comparing serialised
@@ -436,6 +442,7 @@ export class Gateway {
       this.#retiring.delete(previous)
       this.#releasePools()
     })
+    this.#releasePools()
     this.#applyTimeouts(config)
     this.logger.level = config.log.level
     this.alerts.configure(config.alerts)
@@ -462,8 +469,12 @@ export class Gateway {
     return true
   }
 
-  /** Closes the upstream pools that neither the current generation nor a draining one uses. */
+  /**
+   * Closes the upstream pools that neither the current generation nor a draining one uses. Not
+   * while a reload is building: the generation it builds uses pools that neither of those does.
+   */
   #releasePools(): void {
+    if (this.#building) return
     const used = this.#generation.poolKeys()
     for (const generation of this.#retiring) for (const key of generation.poolKeys()) used.add(key)
     this.#pools.release(used)
