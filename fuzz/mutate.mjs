@@ -171,7 +171,18 @@ function commandText(random) {
     name = name.slice(0, at) + pick(random, ZERO_WIDTH) + name.slice(at)
   }
   const command = pick(random, SLASHES) + name + pick(random, MENTIONS)
-  const before = pick(random, ['', '', '', '', 'hi ', ' ', '\n', 'x', pick(random, ZERO_WIDTH), '\ud83d\ude00 '])
+  const before = pick(random, [
+    '',
+    '',
+    '',
+    '',
+    'hi ',
+    ' ',
+    '\n',
+    'x',
+    pick(random, ZERO_WIDTH),
+    '\ud83d\ude00 ',
+  ])
   const after = pick(random, ['', '', ' now', ' /ban', '\n/start', '/ban', ' @otherbot', 'x'])
   return { text: before + command + after, offset: before.length, length: command.length }
 }
@@ -237,7 +248,11 @@ const TREE_MUTATORS = {
     const objects = slots(tree)
       .map(([holder, key]) => holder[key])
       .filter(isObject)
-    define(pick(random, [tree, ...objects]), `x_fuzz_${int(random, 0, 9)}`, structuredClone(pick(random, ODD_VALUES)))
+    define(
+      pick(random, [tree, ...objects]),
+      `x_fuzz_${int(random, 0, 9)}`,
+      structuredClone(pick(random, ODD_VALUES)),
+    )
     return tree
   },
   prototype_key(random, tree) {
@@ -282,7 +297,7 @@ const TREE_MUTATORS = {
     }
   },
   deep_nesting(random, tree) {
-    const depth = pick(random, [20, 64, 65, 100, 257, 1000, 5000, 20_000])
+    const depth = pick(random, [20, 64, 65, 100, 257, 1000, 5000])
     const [open, close] = random() < 0.5 ? ['[', ']'] : ['{"a":', '}']
     const token = open.repeat(depth) + (open === '[' ? '' : '1') + close.repeat(depth)
     const all = slots(tree)
@@ -295,13 +310,21 @@ const TREE_MUTATORS = {
     const [holder, key] = strings.length > 0 ? pick(random, strings) : [tree, 'x_text']
     const text = String(holder[key] ?? '')
     const at = int(random, 0, text.length)
-    holder[key] = text.slice(0, at) + pick(random, ['\ud800', '\udfff', '\udc00\ud800', '\u0000', '\uffff']) + text.slice(at)
+    holder[key] =
+      text.slice(0, at) +
+      pick(random, ['\ud800', '\udfff', '\udc00\ud800', '\u0000', '\uffff']) +
+      text.slice(at)
     return tree
   },
   command(random, tree) {
     let message = messageOf(tree)
     if (message === undefined) {
-      message = { message_id: 1, date: 1, chat: { id: 5, type: 'private' }, from: { id: 5, is_bot: false, first_name: 'f' } }
+      message = {
+        message_id: 1,
+        date: 1,
+        chat: { id: 5, type: 'private' },
+        from: { id: 5, is_bot: false, first_name: 'f' },
+      }
       tree = { update_id: typeof tree.update_id === 'number' ? tree.update_id : 1, message }
     }
     const at = commandText(random)
@@ -333,7 +356,15 @@ const TREE_MUTATORS = {
 
 // --- byte mutators: (random, bytes) => bytes -------------------------------------------------
 
-const INVALID_UTF8 = [[0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xe2, 0x82], [0x80], [0xf4, 0x90, 0x80, 0x80]]
+const INVALID_UTF8 = [
+  [0xff],
+  [0xc0, 0x80],
+  [0xed, 0xa0, 0x80],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0xe2, 0x82],
+  [0x80],
+  [0xf4, 0x90, 0x80, 0x80],
+]
 
 const BYTE_MUTATORS = {
   truncate(random, bytes) {
@@ -353,7 +384,11 @@ const BYTE_MUTATORS = {
   control_char(random, bytes) {
     const quote = bytes.indexOf(0x22, int(random, 0, Math.max(0, bytes.length - 1)))
     const at = quote < 0 ? 0 : quote + 1
-    return Buffer.concat([bytes.subarray(0, at), Buffer.from([pick(random, [0, 1, 9, 10, 13, 0x1f])]), bytes.subarray(at)])
+    return Buffer.concat([
+      bytes.subarray(0, at),
+      Buffer.from([pick(random, [0, 1, 9, 10, 13, 0x1f])]),
+      bytes.subarray(at),
+    ])
   },
   framing(random, bytes) {
     const head = pick(random, ['\ufeff', ' \r\n\t', '', '[', ''])
@@ -362,7 +397,22 @@ const BYTE_MUTATORS = {
   },
   not_an_object(random) {
     return Buffer.from(
-      pick(random, ['', ' ', 'null', '[]', '"update"', '1', 'true', 'update_id=1&message=x', '{', '}', '[{"update_id":1}]', '\u00ff', 'NaN', '{"update_id":1,}']),
+      pick(random, [
+        '',
+        ' ',
+        'null',
+        '[]',
+        '"update"',
+        '1',
+        'true',
+        'update_id=1&message=x',
+        '{',
+        '}',
+        '[{"update_id":1}]',
+        '\u00ff',
+        'NaN',
+        '{"update_id":1,}',
+      ]),
       'latin1',
     )
   },
@@ -404,7 +454,11 @@ const REQUEST_MUTATORS = {
       case 7:
         return setHeader(request, header, `${good}x`)
       case 8:
-        return setHeader(request, header, good.toUpperCase() === good ? good.toLowerCase() : good.toUpperCase())
+        return setHeader(
+          request,
+          header,
+          good.toUpperCase() === good ? good.toLowerCase() : good.toUpperCase(),
+        )
       default:
         return setHeader(request, header, `${good},${good}`)
     }
@@ -429,7 +483,18 @@ const REQUEST_MUTATORS = {
     setHeader(request, 'content-type', value)
   },
   content_encoding(random, request) {
-    const value = pick(random, ['gzip', 'deflate', 'br', 'identity', 'IDENTITY', ' identity ', 'identity, gzip', '', 'x-fuzz', 'zstd'])
+    const value = pick(random, [
+      'gzip',
+      'deflate',
+      'br',
+      'identity',
+      'IDENTITY',
+      ' identity ',
+      'identity, gzip',
+      '',
+      'x-fuzz',
+      'zstd',
+    ])
     if (random() < 0.15) {
       request.headers.push(['content-encoding', 'identity'], ['content-encoding', value])
     } else setHeader(request, 'content-encoding', value)
@@ -439,7 +504,12 @@ const REQUEST_MUTATORS = {
     request.chunkSize = pick(random, [1, 7, 100, 1024, 16_384])
   },
   oversized(random, request, context) {
-    const size = pick(random, [context.maxBody, context.maxBody + 1, context.maxBody + int(random, 2, 4096), context.maxBody * 2])
+    const size = pick(random, [
+      context.maxBody,
+      context.maxBody + 1,
+      context.maxBody + int(random, 2, 4096),
+      context.maxBody * 2,
+    ])
     if (request.body.length < size) {
       // Padding after the object keeps it valid JSON: only the size is wrong (or just right).
       request.body = Buffer.concat([request.body, Buffer.alloc(size - request.body.length, 0x20)])
@@ -476,7 +546,11 @@ const REQUEST_MUTATORS = {
   },
   extra_headers(random, request) {
     request.headers.push(['x-fuzz-marker', 'must-not-be-forwarded'])
-    if (random() < 0.5) request.headers.push(['x-forwarded-for', pick(random, ['149.154.167.1', '1.2.3.4, 149.154.160.1', 'garbage'])])
+    if (random() < 0.5)
+      request.headers.push([
+        'x-forwarded-for',
+        pick(random, ['149.154.167.1', '1.2.3.4, 149.154.160.1', 'garbage']),
+      ])
     if (random() < 0.3) request.headers.push(['authorization', 'Bearer fuzz'])
   },
 }

@@ -51,7 +51,10 @@ export function expectedStatuses(request, context) {
   if (essence !== 'application/json') return [415]
   const encodings = values(request, 'content-encoding')
   if (encodings.length > 0) {
-    const tokens = encodings.join(',').split(',').map((token) => trimOws(token).toLowerCase())
+    const tokens = encodings
+      .join(',')
+      .split(',')
+      .map((token) => trimOws(token).toLowerCase())
     if (tokens.some((token) => token !== 'identity')) return [415]
     // "identity, identity" is still no encoding; SPEC does not say whether a list is refused.
     if (tokens.length > 1) return [415, ...afterMediaType(request, context)]
@@ -97,8 +100,16 @@ function commandsOf(text, entities, problems, field) {
   for (const entity of entities) {
     if (entity === null || typeof entity !== 'object') continue
     const { offset, length, type } = entity
-    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > text.length)
-      problems.push(`an entity of ${field} outside its text (offset ${offset}, length ${length}, text ${text.length})`)
+    if (
+      !Number.isInteger(offset) ||
+      !Number.isInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > text.length
+    )
+      problems.push(
+        `an entity of ${field} outside its text (offset ${offset}, length ${length}, text ${text.length})`,
+      )
     else if (type === 'bot_command') {
       const command = commandAt(text.slice(offset, offset + length), 0)
       if (command !== undefined) found.push(command)
@@ -115,11 +126,13 @@ export function policyProblems(update, context) {
   const { policy } = context
   const problems = []
   const id = update.update_id
-  if (!Number.isSafeInteger(id) || id < 0) problems.push(`update_id ${JSON.stringify(id)} is not an integer >= 0`)
+  if (!Number.isSafeInteger(id) || id < 0)
+    problems.push(`update_id ${JSON.stringify(id)} is not an integer >= 0`)
   const types = Object.keys(update).filter((key) => key !== 'update_id')
   if (types.length !== 1) problems.push(`${types.length} update types`)
   const type = types[0]
-  if (type !== undefined && !policy.types.includes(type)) problems.push(`update type ${JSON.stringify(type)} not allowed`)
+  if (type !== undefined && !policy.types.includes(type))
+    problems.push(`update type ${JSON.stringify(type)} not allowed`)
   // Prototype keys anywhere (SPEC section 4), walked with a stack of bounded size.
   const stack = [update]
   let visited = 0
@@ -150,7 +163,8 @@ export function policyProblems(update, context) {
   ]
   const from = message.from?.id
   for (const { name, mention } of commands) {
-    if (mention !== undefined && mention !== policy.username) problems.push(`/${name}@${mention}: another bot's command`)
+    if (mention !== undefined && mention !== policy.username)
+      problems.push(`/${name}@${mention}: another bot's command`)
     else if (!policy.commands.includes(name)) problems.push(`/${name}: not on the whitelist`)
     else if (policy.restricted.includes(name) && !policy.admins.includes(from))
       problems.push(`/${name} from ${JSON.stringify(from)}, who is not an admin`)
@@ -172,7 +186,9 @@ export function judge(request, answer, forwarded, context) {
   const violations = []
   if (answer.error !== undefined) {
     // A refusal before the body is read may close the connection under a client still sending.
-    const refusedEarly = expected.every((status) => status === 413 || status === 401 || status === 415 || status === 404 || status === 405)
+    const refusedEarly = expected.every(
+      (status) => status === 413 || status === 401 || status === 415 || status === 404 || status === 405,
+    )
     if (!refusedEarly) violations.push(`no answer: ${answer.error}`)
     if (forwarded !== undefined) violations.push('forwarded, but the client got no answer')
     return { expected, violations }
@@ -203,7 +219,8 @@ export function judge(request, answer, forwarded, context) {
   if (fh['x-telegram-bot-api-secret-token'] !== context.upstreamSecret)
     violations.push('forward without the upstream secret (or with another)')
   if (fh['content-type'] !== 'application/json') violations.push(`forward content-type ${fh['content-type']}`)
-  if (fh['x-request-id'] !== headers['x-request-id']) violations.push('forward X-Request-Id differs from the answer')
+  if (fh['x-request-id'] !== headers['x-request-id'])
+    violations.push('forward X-Request-Id differs from the answer')
   for (const name of ['x-fuzz-marker', 'authorization', 'content-encoding'])
     if (fh[name] !== undefined) violations.push(`incoming header ${name} forwarded`)
   const update = parseObject(forwarded.body)

@@ -71,10 +71,14 @@ async function startUpstream() {
  */
 async function startGateway(dir, config, onLine) {
   writeFileSync(path.join(dir, 'gateway.yaml'), config)
-  const child = spawn(process.execPath, [path.join(root, 'dist/main.js'), 'serve', '--config', 'gateway.yaml'], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'dist/main.js'), 'serve', '--config', 'gateway.yaml'],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let listening
   const ready = new Promise((resolve, reject) => {
     listening = resolve
@@ -134,7 +138,11 @@ async function send(pool, request) {
       method: request.method,
       path: request.path,
       headers,
-      body: hasBody ? (request.chunked ? chunksOf(request.body, request.chunkSize) : request.body) : undefined,
+      body: hasBody
+        ? request.chunked
+          ? chunksOf(request.body, request.chunkSize)
+          : request.body
+        : undefined,
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
     })
@@ -172,7 +180,9 @@ export async function runFuzz(options = {}) {
     upstreamReply: UPSTREAM_REPLY,
     policy: POLICY,
   }
-  print(`fuzz: seed ${seed}, cases ${first}..${end - 1}, ${concurrency} connections, ${samples.length} samples\n`)
+  print(
+    `fuzz: seed ${seed}, cases ${first}..${end - 1}, ${concurrency} connections, ${samples.length} samples\n`,
+  )
 
   const violations = []
   let violationCount = 0
@@ -180,7 +190,9 @@ export async function runFuzz(options = {}) {
     violationCount++
     if (violations.length < 1000) violations.push({ seed, index: request?.index, message, request })
     if (violationCount <= PRINTED)
-      print(`VIOLATION seed ${seed} case ${request?.index ?? '-'}: ${message}\n${request ? describeCase(seed, request) : ''}\n`)
+      print(
+        `VIOLATION seed ${seed} case ${request?.index ?? '-'}: ${message}\n${request ? describeCase(seed, request) : ''}\n`,
+      )
   }
 
   const log = { lines: 0, reasons: {}, dropped: 0 }
@@ -239,7 +251,11 @@ bots:
   rss.start = rss.last
   const sampler = setInterval(sampleRss, 500)
 
-  const pool = new Pool(gateway.webhook, { connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 })
+  const pool = new Pool(gateway.webhook, {
+    connections: concurrency,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+  })
   const counts = { status: {}, expected: {}, forwarded: 0, connectionErrors: {} }
   const startedAt = performance.now()
   const deadline = startedAt + (options.seconds ?? 1200) * 1000
@@ -267,7 +283,9 @@ bots:
     counts.expected[key] = (counts.expected[key] ?? 0) + 1
     for (const message of found) violate(message, request)
     if (options.only !== undefined)
-      print(`${describeCase(seed, request, true)}\n  answer: ${answer.error ?? `${answer.status} ${answer.body}`}\n  forwarded: ${forwarded !== undefined}\n`)
+      print(
+        `${describeCase(seed, request, true)}\n  answer: ${answer.error ?? `${answer.status} ${answer.body}`}\n  forwarded: ${forwarded !== undefined}\n`,
+      )
   }
 
   const worker = async () => {
@@ -284,7 +302,9 @@ bots:
       if (now - lastReport > 10_000) {
         lastReport = now
         const seconds = (now - startedAt) / 1000
-        print(`  ${sent} cases in ${seconds.toFixed(0)} s (${Math.round(sent / seconds)}/s), ${violationCount} violations, RSS ${rss.last.toFixed(0)} MB\n`)
+        print(
+          `  ${sent} cases in ${seconds.toFixed(0)} s (${Math.round(sent / seconds)}/s), ${violationCount} violations, RSS ${rss.last.toFixed(0)} MB\n`,
+        )
       }
     }
   }
