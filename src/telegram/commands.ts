@@ -49,7 +49,10 @@ function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
   // sees. Only an entity that gave this very command makes it a duplicate.
   if (text.charCodeAt(0) === 47 /* / */) {
     const command = parse(text)
-    if (command !== undefined && !atStart.some((c) => c.name === command.name && c.mention === command.mention))
+    if (
+      command !== undefined &&
+      !atStart.some((c) => c.name === command.name && c.mention === command.mention)
+    )
       into.push(command)
   }
 }
