@@ -52,7 +52,11 @@ describe('extractCommands', () => {
       { text: '/start@OtherBot', entities: [cmd(0, 6)] },
       ['start', 'start@otherbot'],
     ],
-    ['an entity that covers the leading word is not counted twice', { text: '/start x', entities: [cmd(0, 6)] }, ['start']],
+    [
+      'an entity that covers the leading word is not counted twice',
+      { text: '/start x', entities: [cmd(0, 6)] },
+      ['start'],
+    ],
     ['no command', { text: 'hello /' }, []],
     ['a lone slash', { text: '/ hello' }, []],
     ['an empty text', { text: '' }, []],
