@@ -2,9 +2,9 @@
  * @module
  * The commands a message carries (SPEC section 5; Bot API "MessageEntity", type bot_command):
  * every `bot_command` entity of `text`/`entities` and of `caption`/`caption_entities`, at any
- * offset, plus a leading `/word` of the text or caption that no bot_command entity covers. The
- * entities are the client's, so a forged or stripped update could omit them; the leading word is
- * caught regardless.
+ * offset, plus a leading `/word` of the text or caption unless an entity already gave that very
+ * command. The entities are the client's, so a forged or stripped update could omit or shorten
+ * them; the leading word is caught regardless.
  *
  * Offsets and lengths are UTF-16 code units (Bot API, "MessageEntity": "Offset in UTF-16 code
  * units"), which is exactly how JavaScript indexes strings, so `text.slice(offset, offset + length)`
@@ -30,7 +30,8 @@ function parse(text: string): Command | undefined {
 
 function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
   if (typeof text !== 'string' || text.length === 0) return
-  let coversStart = false
+  /** The commands of entities at offset 0. */
+  const atStart: Command[] = []
   if (Array.isArray(entities)) {
     for (const entity of entities as unknown[]) {
       if (entity === null || typeof entity !== 'object') continue
@@ -39,13 +40,20 @@ function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
       if (offset < 0 || length <= 0 || offset >= text.length) continue
       const command = parse(text.slice(offset, offset + length))
       if (command === undefined) continue
-      if (offset === 0) coversStart = true
+      if (offset === 0) atStart.push(command)
       into.push(command)
     }
   }
-  if (!coversStart && text.charCodeAt(0) === 47 /* / */) {
+  // The leading word counts even when an entity starts there: a forged entity shorter than the
+  // word ("/start" of "/start_admin") would otherwise show the filter a command the bot never
+  // sees. Only an entity that gave this very command makes it a duplicate.
+  if (text.charCodeAt(0) === 47 /* / */) {
     const command = parse(text)
-    if (command !== undefined) into.push(command)
+    if (
+      command !== undefined &&
+      !atStart.some((c) => c.name === command.name && c.mention === command.mention)
+    )
+      into.push(command)
   }
 }
 
