@@ -5,6 +5,7 @@
  * under concurrent replicas, TTLs on every key, and one round trip per request.
  */
 
+import { Socket } from 'node:net'
 import fc from 'fast-check'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -313,6 +314,47 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
     } finally {
       await store.close()
     }
+  })
+
+  it('writes the commands of one event-loop iteration to its socket at once: one system call', async () => {
+    const store = await open(server.url, 'wr:')
+    const limits = [key(limitSpec(1000, 's', 1000, false), 'a')]
+    let id = 0
+    const iteration = () =>
+      Promise.all([
+        store.limit('bot', limits),
+        store.claim({ space: '{bot}:d:', id: id++ }, 'inflight', 60_000),
+        store.put({ space: '{bot}:done:', id: id++ }, 'done', 60_000),
+        store.read('blocks:bot'),
+      ])
+    // What reaches the store's socket (to this server, not the admin client's): Node.js hands a
+    // socket's writes to the system in _write (one chunk) or, buffered, in _writev (several).
+    const adminPort = (admin.stream as Socket).localPort
+    const writes: number[] = []
+    const { _write } = Socket.prototype
+    const _writev = Socket.prototype._writev as NonNullable<Socket['_writev']>
+    const ours = (socket: Socket) => socket.remotePort === server.port && socket.localPort !== adminPort
+    try {
+      await iteration() // the first use of each script on a connection sends the script itself (EVAL)
+      Socket.prototype._write = function (this: Socket, ...args: Parameters<Socket['_write']>) {
+        if (ours(this)) writes.push(1)
+        return _write.apply(this, args)
+      }
+      Socket.prototype._writev = function (
+        this: Socket,
+        ...args: Parameters<NonNullable<Socket['_writev']>>
+      ) {
+        if (ours(this)) writes.push(args[0].length)
+        return _writev.apply(this, args)
+      }
+      for (let i = 0; i < 10; i++) await iteration()
+    } finally {
+      Socket.prototype._write = _write
+      Socket.prototype._writev = _writev
+      await store.close()
+    }
+    // Four commands (a GET and three scripts) per iteration, in one write each time.
+    expect(writes).toEqual(Array(10).fill(4))
   })
 
   it('sends the operations of one event-loop iteration together: one command per kind', async () => {
