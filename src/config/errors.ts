@@ -44,3 +44,11 @@ export class ConfigError extends Error {
     this.issues = sorted
   }
 }
+
+/**
+ * What a failed read is reported as: the file system's code (`ENOENT`, `EACCES`), else the
+ * error's message. Never the file's content, which may be a secret.
+ */
+export function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message
+}

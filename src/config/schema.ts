@@ -2,7 +2,8 @@
  * @module
  * The gateway config schema: the single source for the loader's validation, its defaults, and the
  * JSON Schema that `botgate schema` prints for editors. Rules a schema cannot express (unique
- * names, secret strength, files to read) live in {@link ../config/load.ts}, next to the loader.
+ * names, secret strength, files to read) live in the loader's section files (bots.ts, secrets.ts,
+ * store.ts, tls.ts, alerts.ts, keys.ts), orchestrated by load.ts.
  *
  * `errorMessage` on a schema is the message users read when that schema fails; it is either one
  * string or one per JSON Schema keyword.

@@ -1,25 +1,20 @@
 /**
  * @module
  * A YAML file kept as a document, so any key path can be traced back to its line and column, and
- * `${NAME}` / `${NAME:-default}` can be replaced inside values while positions stay true.
+ * environment references (./env.ts) can be replaced inside values while positions stay true.
  */
 
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml'
+import { expandReferences, missingVariable } from './env.js'
 import type { ConfigIssue } from './errors.js'
 import { formatPath } from './errors.js'
 
+/** Re-exported for the JSON Schema command (`botgate schema`), which imports it from here. */
+export { REFERENCE_PATTERN } from './env.js'
+
 export type Segment = string | number
-
-/**
- * An environment reference, `${NAME}` or `${NAME:-default}`, as regular expression source: the
- * loader's, and the published JSON Schema's (`botgate schema`).
- */
-export const REFERENCE_PATTERN = String.raw`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`
-
-/** A reference after an optional second `$` (captured): `$${...}` is a literal `${...}`. */
-const REFERENCE = new RegExp(String.raw`(\$?)${REFERENCE_PATTERN}`, 'g')
 
 /** The file name as a user would type it: relative to the working directory when it is inside it. */
 export function displayName(file: string): string {
@@ -65,23 +60,9 @@ export class YamlSource {
     visit(this.#doc, {
       Scalar: (key, node, ancestors) => {
         if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return
-        const missing: string[] = []
-        node.value = node.value.replace(
-          REFERENCE,
-          (whole, escaped: string, name: string, fallback: string | undefined) => {
-            if (escaped) return whole.slice(1)
-            const value = env[name]
-            if (fallback !== undefined) return value === undefined || value === '' ? fallback : value
-            if (value === undefined) missing.push(name)
-            return value ?? ''
-          },
-        )
-        for (const name of missing) {
-          this.issue(
-            pathOf(ancestors, node),
-            `environment variable ${name} is not set (write \${${name}:-default} for a default)`,
-          )
-        }
+        const { value, missing } = expandReferences(node.value, env)
+        node.value = value
+        for (const name of missing) this.issue(pathOf(ancestors, node), missingVariable(name))
       },
     })
   }

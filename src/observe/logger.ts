@@ -29,11 +29,38 @@ export const REDACT_PATHS = [
   'bot.secretToken',
 ]
 
-/** Standard output, batched: see {@link LogDestination}. Flushed when the process exits. */
-export function stdoutDestination(): DestinationStream {
-  const destination = new LogDestination(1)
+/** What the standard output destination reports to. */
+export interface StdoutOptions {
+  /**
+   * Counts log lines dropped because the reader was too slow (`botgate_log_lines_dropped_total`).
+   * @default none
+   */
+  readonly dropped?: { inc(by: number): void }
+}
+
+/**
+ * Standard output, batched and written asynchronously through a bounded buffer: see
+ * {@link LogDestination}. Flushed when the process exits.
+ */
+export function stdoutDestination(options: StdoutOptions = {}): DestinationStream {
+  // Opening process.stdout makes a pipe or socket on fd 1 non-blocking (Node opens it as a libuv
+  // stream), so a full pipe answers the destination's writes with EAGAIN instead of holding a
+  // threadpool thread. main.ts opens it too; this keeps the destination's premise where it is used.
+  void process.stdout
+  const destination = new LogDestination(1, { ...options, notice: droppedNotice })
   process.once('exit', () => destination.flushSync())
   return destination
+}
+
+/** The pino options of every botgate logger. */
+function loggerOptions(level: string) {
+  return {
+    level,
+    base: { pid: process.pid },
+    timestamp: () => isoTime(),
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: { level: (label: string) => ({ level: label }) },
+  }
 }
 
 let isoSecond = Number.NaN
@@ -54,19 +81,31 @@ export function isoTime(now = Date.now()): string {
 }
 
 export function createLogger(level: string, destination: DestinationStream = stdoutDestination()): Logger {
-  return pino(
-    {
-      level,
-      base: { pid: process.pid },
-      timestamp: () => isoTime(),
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination,
-  )
+  return pino(loggerOptions(level), destination)
 }
 
-/** Writes out buffered lines; call before exiting. */
+/**
+ * The line saying where the log has a gap: written by the destination itself, ahead of the first
+ * lines kept after the gap (a logger call from inside the destination's write would re-enter it),
+ * and formatted by a pino logger of its own, made on first use, so it reads like every other line.
+ */
+let noticeText = ''
+let noticeLogger: Logger | undefined
+
+function droppedNotice(count: number): string {
+  noticeLogger ??= pino(loggerOptions('warn'), {
+    write(line: string) {
+      noticeText = line
+    },
+  })
+  noticeLogger.warn({ dropped: count }, `log lines dropped: ${count} while the log reader was slow`)
+  return noticeText
+}
+
+/**
+ * Writes out buffered lines; call before exiting. With the stdout destination, waits at most
+ * `FLUSH_WAIT_MS` for a stuck reader.
+ */
 export function flushLogger(logger: Logger): Promise<void> {
   return new Promise((resolve) => logger.flush(() => resolve()))
 }

@@ -171,6 +171,12 @@ export class GatewayMetrics {
       ['bot', 'limit', 'mode'],
     ),
   )
+  readonly logLinesDropped = this.registry.register(
+    new Counter(
+      'botgate_log_lines_dropped_total',
+      'Log lines dropped because the log reader (stdout) was slower than the traffic or gone; logging never waits for it.',
+    ),
+  )
   readonly info = this.registry.register(
     new Gauge('botgate_build_info', 'Version of the running botgate.', ['version', 'node']),
   )

@@ -5,10 +5,20 @@
  */
 
 import type { IncomingMessage } from 'node:http'
-import type { DedupeClaim } from '../checks/dedupe/index.js'
 import type { ClientAddress } from '../request/client-ip.js'
 import type { UpdateFacts } from '../telegram/update.js'
+import type { Answer } from './answer.js'
 import type { Reason } from './verdict.js'
+
+/**
+ * Something a request holds until its answer is known, then settles with that answer: dedupe's
+ * in-flight mark (src/checks/dedupe). Declared here, by the exchange that carries it, so that the
+ * pipeline depends on no check.
+ */
+export interface HeldMark {
+  /** Called once, after the answer is decided; must not throw (a failure is reported, not raised). */
+  settle(answer: Answer): void
+}
 
 export class Exchange {
   readonly incoming: IncomingMessage
@@ -21,7 +31,7 @@ export class Exchange {
   /** What the update checks found, once the envelope was read. */
   update: UpdateFacts | undefined = undefined
   /** The dedupe mark this request holds, settled once the answer is known. */
-  dedupe: DedupeClaim | undefined = undefined
+  dedupe: HeldMark | undefined = undefined
   /** Verdicts that shadow-mode checks would have given: logged and counted, not enforced. */
   would: Reason[] | undefined = undefined
   /** Milliseconds the upstream took, when it was called. */

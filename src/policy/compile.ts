@@ -2,8 +2,14 @@
  * @module
  * Compiles one bot's config and policy into its ready pipeline: every check created once, in the
  * order of SPEC section 3, so the request path only runs precomputed functions.
+ *
+ * The checks that depend on the policy alone (sources, schema, update types, the reply filter,
+ * the body limits) are compiled once per policy object and shared by every bot that has it: the
+ * loader gives the bots that name one policy file one object, so 10,000 bots sharing a policy
+ * compile it once. The rest (limits, dedupe, commands, secret, blocks) name the bot.
  */
 
+import { createHash, KeyObject } from 'node:crypto'
 import type { Blocks } from '../blocks/index.js'
 import { createBlockedCheck } from '../checks/blocked/index.js'
 import { createCommandsCheck } from '../checks/commands/index.js'
@@ -22,11 +28,12 @@ import {
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
 import { createSigner } from '../forward/sign.js'
-import { Upstream } from '../forward/upstream.js'
+import { Upstream, type UpstreamPools } from '../forward/upstream.js'
 import type { Logger } from '../observe/logger.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
 import type { Store } from '../store/index.js'
+import type { Policy } from './schema.js'
 
 export interface BotPipeline extends ForwardTarget {
   readonly config: BotConfig
@@ -48,6 +55,68 @@ export interface CompileDeps {
   readonly blocks: Blocks
   /** Where store failures off the request path (dedupe marks not settled) are reported. */
   readonly logger: Logger
+  /** The upstream connection pools, shared by bots with the same upstream origin. */
+  readonly pools: UpstreamPools
+}
+
+/** What a pipeline compiles from its policy alone, shared by the bots with that policy object. */
+interface PolicyChecks {
+  readonly sources: RequestCheck
+  readonly schema: UpdateCheck | undefined
+  readonly updateType: UpdateCheck | undefined
+  readonly body: BotPipeline['body']
+  readonly replyFilter: BotPipeline['replyFilter']
+  readonly replyShadow: boolean
+}
+
+const compiled = new WeakMap<Policy, PolicyChecks>()
+
+function policyChecks(policy: Policy): PolicyChecks {
+  const cached = compiled.get(policy)
+  if (cached !== undefined) return cached
+  const mode = policy.mode
+  const updates = policy.updates ?? DEFAULT_UPDATES
+  const updatesShadow = isShadow(mode, updates.mode)
+  const checks: PolicyChecks = {
+    sources: createSourcesCheck(
+      policy.sources ?? { allow: ['telegram'] },
+      isShadow(mode, policy.sources?.mode),
+    ),
+    schema: createSchemaCheck(updates, updatesShadow),
+    updateType: createUpdateTypeCheck(updates, updatesShadow),
+    body: bodyLimits(updates, updatesShadow),
+    replyFilter: createReplyFilter(policy.replies),
+    replyShadow: isShadow(mode, policy.replies?.mode),
+  }
+  compiled.set(policy, checks)
+  return checks
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url')
+}
+
+const policyKeys = new WeakMap<Policy, string>()
+
+/** Key material in the key: a hash of its JWK, so two loads of the same key compare equal. */
+function keyReplacer(_key: string, value: unknown): unknown {
+  return value instanceof KeyObject ? sha256(JSON.stringify(value.export({ format: 'jwk' }))) : value
+}
+
+/**
+ * A hash of everything a bot's pipeline is compiled from: two loads of the same bot config give
+ * the same key, so a reload keeps the compiled pipeline of a bot whose key did not change (its
+ * checks, and their in-process state such as reply throttles). Each policy object is hashed once,
+ * however many bots share it; URLs hash as their href (JSON), keys as their JWK. A hash, so the
+ * key holds no secret in readable form and takes 43 characters per bot.
+ */
+export function pipelineKey(bot: BotConfig): string {
+  let policy = policyKeys.get(bot.policy)
+  if (policy === undefined) {
+    policy = sha256(JSON.stringify(bot.policy))
+    policyKeys.set(bot.policy, policy)
+  }
+  return sha256(JSON.stringify({ ...bot, policy }, keyReplacer))
 }
 
 function present<T>(checks: readonly (T | undefined)[]): T[] {
@@ -65,21 +134,20 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     metrics,
     policyMode: mode,
   }
+  const shared = policyChecks(policy)
   const ipLimits = createIpLimitsCheck(policy.limits, limits)
   const requestChecks: RequestCheck[] = [
-    createSourcesCheck(policy.sources ?? { allow: ['telegram'] }, isShadow(mode, policy.sources?.mode)),
+    shared.sources,
     ...(ipLimits === undefined ? [] : [ipLimits]),
     createSecretCheck(bot.secretToken),
   ]
-  const updates = policy.updates ?? DEFAULT_UPDATES
-  const updatesShadow = isShadow(mode, updates.mode)
   const dedupe = policy.dedupe ?? { ttl: '24h' }
   // SPEC section 3's order. A check with nothing to do under this policy is left out entirely.
   const updateChecks = present([
     // Blocks first: an operator's block outranks every policy verdict (see checks/blocked).
     createBlockedCheck(deps.blocks.forBot(bot.name)),
-    /* 8 */ createSchemaCheck(updates, updatesShadow),
-    /* 9 */ createUpdateTypeCheck(updates, updatesShadow),
+    /* 8 */ shared.schema,
+    /* 9 */ shared.updateType,
     /* 10 */ createDedupeCheck(dedupe, isShadow(mode, dedupe === false ? undefined : dedupe.mode), {
       store: deps.store,
       bot: bot.name,
@@ -99,13 +167,13 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     config: bot,
     name: bot.name,
     requestChecks,
-    body: bodyLimits(updates, updatesShadow),
+    body: shared.body,
     updateChecks,
-    upstream: new Upstream(bot.upstream, bot.maxInflight),
+    upstream: new Upstream(bot.upstream, deps.pools),
     maxInflight: bot.maxInflight,
     metrics: metrics.bot(bot.name),
-    replyFilter: createReplyFilter(policy.replies),
-    replyShadow: isShadow(mode, policy.replies?.mode),
+    replyFilter: shared.replyFilter,
+    replyShadow: shared.replyShadow,
     sign: bot.upstream.sign === undefined ? undefined : createSigner(bot.upstream.sign),
   }
 }

@@ -76,9 +76,11 @@ function writeAnswer(exchange: Exchange, answer: Answer, outgoing: ServerRespons
   if (answer.contentType !== undefined) headers['content-type'] = answer.contentType
   if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter
   if (answer.status === 405) headers.allow = 'POST'
-  // An unread body: no Connection header (Node would destroy the socket at once), a lingering close instead.
-  if (answer.close) closeAfterAnswer(exchange.incoming, outgoing)
-  else if (draining) headers.connection = 'close'
+  // An unread body: Connection: close and a lingering close; later requests on the connection are not handled.
+  if (answer.close) {
+    closing.add(exchange.incoming.socket)
+    closeAfterAnswer(exchange.incoming, outgoing)
+  } else if (draining) headers.connection = 'close'
   const body = answer.body
   if (body === null) {
     // 204 and 304 carry no body and no length (RFC 9110 sections 8.6, 15.3.5).
@@ -170,9 +172,9 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
       } else if (incoming.method !== 'POST') {
         const answer = { ...METHOD_NOT_ALLOWED, close: hasUnreadBody(incoming) }
         finish(bot.name, bot.metrics, exchange, answer, outgoing)
-      } else if (outgoing.socket === null && closing.has(incoming.socket)) {
-        // Pipelined behind an answer that closes the connection: it would never be answered, so
-        // it is not forwarded either.
+      } else if (closing.has(incoming.socket)) {
+        // Behind an answer that closes the connection (pipelined, or sent by a client that did not
+        // wait for the close): it would never be answered, so it is not forwarded either.
         incoming.resume()
       } else {
         run(bot, exchange, outgoing).catch((error: unknown) => fault(error, incoming, outgoing))

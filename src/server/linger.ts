@@ -18,13 +18,22 @@ export const LINGER_MS = 1000
 
 function ignore(): void {}
 
-/** Arranges for the connection to close after `outgoing` is sent, reading nothing more of `incoming`. */
+/**
+ * Arranges for the connection to close after `outgoing` is sent, reading nothing more of `incoming`.
+ * The answer says `Connection: close` (RFC 9112 section 9.6), so a keep-alive client does not send
+ * its next request down a connection we are closing: it would be lost, or worse, handled after
+ * its answer could no longer be delivered.
+ */
 export function closeAfterAnswer(incoming: IncomingMessage, outgoing: ServerResponse): void {
   // A consumer that never consumes: Node would otherwise "dump" the unread body after the
   // answer, reading and discarding it to the end, however long that is.
   if (incoming.listenerCount('data') === 0) incoming.on('data', ignore)
   incoming.pause()
-  outgoing.once('finish', () => endAndLinger(outgoing.socket ?? incoming.socket))
+  const socket = incoming.socket
+  // Node ends the last answer of a connection with socket.destroySoon(): a destroy as soon as the
+  // FIN is out, an RST on the unread body. It lingers instead.
+  socket.destroySoon = () => endAndLinger(socket)
+  outgoing.setHeader('connection', 'close')
 }
 
 /**

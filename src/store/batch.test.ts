@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { IterationBatch, MAX_BATCH, SharedReads } from './batch.js'
+import { IterationBatch, IterationFlush, MAX_BATCH, SharedReads } from './batch.js'
 
 const nextIteration = () => new Promise((resolve) => setImmediate(resolve))
 
@@ -77,5 +77,32 @@ describe('SharedReads', () => {
     })
     const outcomes = await Promise.allSettled([reads.read('bad'), reads.read('bad'), reads.read('ok')])
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'fulfilled'])
+  })
+})
+
+describe('IterationFlush', () => {
+  it('flushes every batch and read of one iteration inside one call of around, once', async () => {
+    const log: string[] = []
+    const flusher = new IterationFlush((flushAll) => {
+      log.push('cork')
+      flushAll()
+      log.push('uncork')
+    })
+    const send = (name: string) => async (items: readonly number[]) => {
+      log.push(`${name} ${items.join(',')}`)
+      return items
+    }
+    const claims = new IterationBatch(send('claims'), flusher)
+    const limits = new IterationBatch(send('limits'), flusher)
+    const reads = new SharedReads(async (key) => {
+      log.push(`get ${key}`)
+      return key
+    }, flusher)
+    const answers = await Promise.all([claims.add(1), limits.add(2), reads.read('g'), claims.add(3)])
+    expect(answers).toEqual([1, 2, 'g', 3])
+    expect(log).toEqual(['cork', 'claims 1,3', 'limits 2', 'get g', 'uncork'])
+    log.length = 0
+    await limits.add(4)
+    expect(log).toEqual(['cork', 'limits 4', 'uncork'])
   })
 })

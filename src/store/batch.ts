@@ -12,6 +12,11 @@
  * still sees every write completed before its request arrived (a block set on another replica
  * applies at once), and a claim is as atomic as alone.
  * Each operation still has its own outcome, and times out with its command.
+ *
+ * Every batch of one store flushes in the same check-phase callback ({@link IterationFlush}), which
+ * lets the store write all of an iteration's commands to its socket at once: one `write` system
+ * call instead of one per command (a system call on a small write cost the gateway as much as the
+ * JavaScript that built the command; see docs/redis-performance.md).
  */
 
 /**
@@ -19,6 +24,35 @@
  * of a bounded size (a command's arguments are a function call's arguments in ioredis).
  */
 export const MAX_BATCH = 256
+
+/**
+ * The flushes asked for during one event-loop iteration, run together in its check phase
+ * (`setImmediate`), inside `around`: the store's chance to hold its socket's writes until all of
+ * them are done (`socket.cork()`), so they leave in one system call.
+ */
+export class IterationFlush {
+  readonly #around: (flushAll: () => void) => void
+  #pending: (() => void)[] = []
+
+  /** `around` runs the iteration's flushes (the function it is given) exactly once, synchronously. */
+  constructor(around: (flushAll: () => void) => void = (flushAll) => flushAll()) {
+    this.#around = around
+  }
+
+  /** Runs `flush` in this iteration's check phase, with every other flush scheduled before then. */
+  schedule(flush: () => void): void {
+    if (this.#pending.length === 0) setImmediate(this.#run)
+    this.#pending.push(flush)
+  }
+
+  readonly #run = (): void => {
+    const pending = this.#pending
+    this.#pending = []
+    this.#around(() => {
+      for (const flush of pending) flush()
+    })
+  }
+}
 
 interface Waiter<R> {
   resolve(value: R): void
@@ -28,17 +62,23 @@ interface Waiter<R> {
 /** Operations of one kind, collected until the check phase, then sent with one call of `send`. */
 export class IterationBatch<T, R> {
   readonly #send: (items: readonly T[]) => Promise<readonly R[]>
+  readonly #flusher: IterationFlush
   #items: T[] = []
   #waiters: Waiter<R>[] = []
+  readonly #flushNow = (): void => this.#flush()
 
-  /** `send` answers one result per item, in order; when it rejects, every operation does. */
-  constructor(send: (items: readonly T[]) => Promise<readonly R[]>) {
+  /**
+   * `send` answers one result per item, in order; when it rejects, every operation does.
+   * `flusher`: shared by the batches whose commands should leave together (default: its own).
+   */
+  constructor(send: (items: readonly T[]) => Promise<readonly R[]>, flusher = new IterationFlush()) {
     this.#send = send
+    this.#flusher = flusher
   }
 
   add(item: T): Promise<R> {
     if (this.#items.length >= MAX_BATCH) this.#flush()
-    if (this.#items.length === 0) setImmediate(() => this.#flush())
+    if (this.#items.length === 0) this.#flusher.schedule(this.#flushNow)
     this.#items.push(item)
     return new Promise<R>((resolve, reject) => {
       this.#waiters.push({ resolve, reject })
@@ -71,16 +111,20 @@ export class IterationBatch<T, R> {
 /** Reads of the same key in one iteration share one command (see {@link IterationBatch}). */
 export class SharedReads<R> {
   readonly #send: (key: string) => Promise<R>
+  readonly #flusher: IterationFlush
   readonly #pending = new Map<string, Waiter<R> & { readonly read: Promise<R> }>()
+  readonly #flushNow = (): void => this.#flush()
 
-  constructor(send: (key: string) => Promise<R>) {
+  /** `flusher`: as for {@link IterationBatch}. */
+  constructor(send: (key: string) => Promise<R>, flusher = new IterationFlush()) {
     this.#send = send
+    this.#flusher = flusher
   }
 
   read(key: string): Promise<R> {
     const shared = this.#pending.get(key)
     if (shared !== undefined) return shared.read
-    if (this.#pending.size === 0) setImmediate(() => this.#flush())
+    if (this.#pending.size === 0) this.#flusher.schedule(this.#flushNow)
     let waiter!: Waiter<R>
     const read = new Promise<R>((resolve, reject) => {
       waiter = { resolve, reject }

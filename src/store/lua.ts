@@ -108,23 +108,22 @@ end
 return result
 `
 
-/** `SET key value PX ttl` for each key in turn: many marks in one round trip. ARGV: value and ttl (ms) of each key. */
-export const PUT_ALL_SCRIPT = `
-for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
-return #KEYS
-`
-
 /**
- * Claims in one step: for each key in turn, `SET key value NX PX ttl`, answering false where it
- * set, else the value already there (Redis 7 can say `SET ... NX GET`; this form works on every
- * version). A key twice in one batch (two copies of an update in the same instant) is claimed by
- * the first and answered with its value for the second.
- * ARGV: value and ttl (ms) of each key in turn.
+ * Claims and puts in one step, each key in turn, in the order they were asked for. A put is
+ * `SET key value PX ttl` and answers false. A claim is `SET key value NX PX ttl`, answering false
+ * where it set, else the value already there (Redis 7 can say `SET ... NX GET`; this form works on
+ * every version). A key claimed twice in one batch (two copies of an update in the same instant)
+ * is claimed by the first and answered with its value for the second.
+ * ARGV: value, ttl (ms) and mode ('1': claim, '0': put) of each key in turn.
  */
-export const CLAIM_ALL_SCRIPT = `
+export const MARKS_SCRIPT = `
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'NX', 'PX', ARGV[2 * i]) then
+  local value, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1]
+  if ARGV[3 * i] == '0' then
+    redis.call('SET', KEYS[i], value, 'PX', ttl)
+    out[i] = false
+  elseif redis.call('SET', KEYS[i], value, 'NX', 'PX', ttl) then
     out[i] = false
   else
     out[i] = redis.call('GET', KEYS[i])

@@ -17,10 +17,11 @@
  * - reconnection with exponential backoff and jitter, capped at {@link MAX_BACKOFF_MS}.
  *
  * The operations asked for in one event-loop iteration, by the requests read in it, go out
- * together: one command per kind and bot ({@link ./batch.ts}): claims in one script, puts in one
- * script, limits in one script, reads of one key in one GET. Each Redis command costs the gateway
+ * together: one command per kind and bot ({@link ./batch.ts}): claims and puts in one script,
+ * limits in one script, reads of one key in one GET. Each Redis command costs the gateway
  * more CPU than the work it carries, so this took the benchmark from four commands sent per
- * update to 0.4. ioredis's own auto-pipelining is off: on top of these batches it only added a
+ * update to 0.4. The batches of one iteration flush together, with the socket corked
+ * ({@link corked}), so their commands leave in one write. ioredis's own auto-pipelining is off: on top of these batches it only added a
  * pipeline object per command (measured: about a fifth of the gateway's CPU per update with
  * `store: redis`).
  *
@@ -32,7 +33,7 @@
  */
 
 import { Cluster, Redis } from 'ioredis'
-import { IterationBatch, SharedReads } from './batch.js'
+import { IterationBatch, IterationFlush, SharedReads } from './batch.js'
 import type { Endpoint, RedisStoreConfig } from './config.js'
 import {
   ALLOWED,
@@ -45,7 +46,7 @@ import {
   type Store,
   StoreError,
 } from './index.js'
-import { CLAIM_ALL_SCRIPT, LIMIT_SCRIPT, PUT_ALL_SCRIPT } from './lua.js'
+import { LIMIT_SCRIPT, MARKS_SCRIPT } from './lua.js'
 
 /** Longest wait between reconnection attempts. */
 export const MAX_BACKOFF_MS = 2000
@@ -72,8 +73,7 @@ export interface RedisStoreOptions {
 
 interface Scripts {
   botgateLimit(...args: (string | number)[]): Promise<number[]>
-  botgatePutAll(...args: (string | number)[]): Promise<number>
-  botgateClaimAll(...args: (string | number)[]): Promise<(string | null)[]>
+  botgateMarks(...args: (string | number)[]): Promise<(string | null)[]>
 }
 
 type Client = (Redis | Cluster) & Scripts
@@ -87,14 +87,20 @@ function orUndefined(value: string | null): string | undefined {
   return value ?? undefined
 }
 
-/** A claim or put waiting for its batch: key (prefixed), value, time to live in ms. */
-type Mark = readonly [string, string, number]
+/**
+ * A claim or put waiting for its batch: key (prefixed), value, time to live in ms, and the script's
+ * mode for it ({@link CLAIM}: set unless set already; {@link PUT}: set).
+ */
+type Mark = readonly [string, string, number, typeof CLAIM | typeof PUT]
 
-/** A mark script's arguments: the number of keys, the keys, then each key's value and ttl. */
+const CLAIM = '1'
+const PUT = '0'
+
+/** The marks script's arguments: the number of keys, the keys, then each key's value, ttl and mode. */
 function markArgs(marks: readonly Mark[]): (string | number)[] {
   const args: (string | number)[] = [marks.length]
   for (const [key] of marks) args.push(key)
-  for (const [, value, ttlMs] of marks) args.push(value, ttlMs)
+  for (const [, value, ttlMs, mode] of marks) args.push(value, ttlMs, mode)
   return args
 }
 
@@ -113,6 +119,25 @@ function hashTag(key: string): string | undefined {
   if (open < 0) return undefined
   const close = key.indexOf('}', open + 1)
   return close > open + 1 ? key.slice(open + 1, close) : undefined
+}
+
+/**
+ * Runs `send` with the connection's socket corked (Node.js `writable.cork()`): the commands it
+ * writes are buffered and leave in one `writev` when it returns, instead of one `write` system
+ * call each. A Cluster writes to one socket per node; its commands are sent as they come.
+ */
+function corked(client: Redis | Cluster, send: () => void): void {
+  const stream = client instanceof Redis ? client.stream : undefined
+  if (stream === undefined || !stream.writable) {
+    send()
+    return
+  }
+  stream.cork()
+  try {
+    send()
+  } finally {
+    stream.uncork()
+  }
 }
 
 /** Redis's glob syntax: `*`, `?`, `[` and `\` in a prefix must match themselves in SCAN MATCH. */
@@ -180,11 +205,15 @@ export class RedisStore implements Store {
   readonly #secrets: readonly string[]
   readonly #timeoutMs: number
   readonly #timedOut: string
+  /** Every batch below flushes through this: one check-phase callback, one socket write. */
+  readonly #flusher: IterationFlush
   /** Reads of one key in one event-loop iteration share a GET ({@link SharedReads}). */
   readonly #reads: SharedReads<string | undefined>
-  /** Claims and puts of one event-loop iteration, one script per hash tag ({@link IterationBatch}). */
-  readonly #claims = new Map<string, IterationBatch<Mark, string | undefined>>()
-  readonly #puts = new Map<string, IterationBatch<Mark, undefined>>()
+  /**
+   * Claims and puts of one event-loop iteration, together, in the order they were asked for: one
+   * script per hash tag ({@link IterationBatch}).
+   */
+  readonly #marks = new Map<string, IterationBatch<Mark, string | undefined>>()
   /** Limits of one event-loop iteration, one script per bot ({@link IterationBatch}). */
   readonly #limits = new Map<string, IterationBatch<LimitRequest, LimitOutcome>>()
   #closed = false
@@ -201,8 +230,7 @@ export class RedisStore implements Store {
     ].filter((secret): secret is string => secret !== undefined && secret !== '')
     const client = connect(config) as Client
     client.defineCommand('botgateLimit', { lua: LIMIT_SCRIPT })
-    client.defineCommand('botgatePutAll', { lua: PUT_ALL_SCRIPT })
-    client.defineCommand('botgateClaimAll', { lua: CLAIM_ALL_SCRIPT })
+    client.defineCommand('botgateMarks', { lua: MARKS_SCRIPT })
     const events = options.events
     // An 'error' listener is required: without one ioredis prints every connection error itself.
     client.on('error', (error: Error) => {
@@ -213,7 +241,8 @@ export class RedisStore implements Store {
     })
     client.on('ready', () => events?.ready())
     this.#client = client
-    this.#reads = new SharedReads((key) => this.#timed(client.get(key)).then(orUndefined))
+    this.#flusher = new IterationFlush((flushAll) => corked(client, flushAll))
+    this.#reads = new SharedReads((key) => this.#timed(client.get(key)).then(orUndefined), this.#flusher)
   }
 
   /** Whether the connection is ready for commands now. */
@@ -275,32 +304,30 @@ export class RedisStore implements Store {
   }
 
   /**
-   * A claim in one round trip. Claims of keys with a hash tag (dedupe marks: `{bot}:...`) made in
-   * one event-loop iteration share one script; others go alone (the same script, one key), as
-   * Redis Cluster requires.
+   * A claim in one round trip. Claims and puts of keys with a hash tag (dedupe marks: `{bot}:...`)
+   * made in one event-loop iteration share one script; others go alone (the same script, one
+   * key), as Redis Cluster requires.
    */
   claim(key: MarkKey, value: string, ttlMs: number): Promise<string | undefined> {
     const prefixed = this.#prefix + keyText(key)
     const tag = hashTag(prefixed)
-    if (tag !== undefined) return this.#batch(this.#claims, tag, this.#claimAll).add([prefixed, value, ttlMs])
-    return this.#claimAll([[prefixed, value, ttlMs]]).then((existing) => existing[0])
+    const mark: Mark = [prefixed, value, ttlMs, CLAIM]
+    if (tag !== undefined) return this.#batch(this.#marks, tag, this.#markAll).add(mark)
+    return this.#markAll([mark]).then((existing) => existing[0])
   }
 
-  /** Like {@link claim}: puts of keys with a hash tag (dedupe's done marks) in one iteration share one script. */
+  /** Like {@link claim}: puts of keys with a hash tag (dedupe's done marks) ride in the same script. */
   put(key: MarkKey, value: string, ttlMs: number): Promise<void> {
     const prefixed = this.#prefix + keyText(key)
     const tag = hashTag(prefixed)
-    if (tag !== undefined) return this.#batch(this.#puts, tag, this.#putAll).add([prefixed, value, ttlMs])
+    // A put's result is always undefined (the script answers nil for it).
+    if (tag !== undefined)
+      return this.#batch(this.#marks, tag, this.#markAll).add([prefixed, value, ttlMs, PUT]) as Promise<void>
     return this.#timed(this.#client.set(prefixed, value, 'PX', ttlMs)).then(() => undefined)
   }
 
-  readonly #claimAll = (claims: readonly Mark[]) =>
-    this.#timed(this.#client.botgateClaimAll(...markArgs(claims))).then((existing) =>
-      existing.map(orUndefined),
-    )
-
-  readonly #putAll = (puts: readonly Mark[]) =>
-    this.#timed(this.#client.botgatePutAll(...markArgs(puts))).then((): undefined[] => [])
+  readonly #markAll = (marks: readonly Mark[]) =>
+    this.#timed(this.#client.botgateMarks(...markArgs(marks))).then((existing) => existing.map(orUndefined))
 
   /** The batch of `batches` for `tag`, made on first use. */
   #batch<T, R>(
@@ -310,7 +337,7 @@ export class RedisStore implements Store {
   ): IterationBatch<T, R> {
     let batch = batches.get(tag)
     if (batch === undefined) {
-      batch = new IterationBatch(send)
+      batch = new IterationBatch(send, this.#flusher)
       batches.set(tag, batch)
     }
     return batch

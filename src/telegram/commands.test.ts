@@ -41,6 +41,22 @@ describe('extractCommands', () => {
       ['help', 'admin'],
     ],
     ['a leading command with a mention and no entity', { text: '/kick@OtherBot x' }, ['kick@otherbot']],
+    // Found by the fuzzer (fuzz/, seed 2 case 3840): an entity shorter than the leading word hid it.
+    [
+      'a leading command behind a shorter forged entity',
+      { text: '/start_x\n/start', entities: [cmd(0, 6)] },
+      ['start', 'start_x'],
+    ],
+    [
+      'a leading mention behind a shorter forged entity',
+      { text: '/start@OtherBot', entities: [cmd(0, 6)] },
+      ['start', 'start@otherbot'],
+    ],
+    [
+      'an entity that covers the leading word is not counted twice',
+      { text: '/start x', entities: [cmd(0, 6)] },
+      ['start'],
+    ],
     ['no command', { text: 'hello /' }, []],
     ['a lone slash', { text: '/ hello' }, []],
     ['an empty text', { text: '' }, []],

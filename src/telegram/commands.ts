@@ -2,9 +2,9 @@
  * @module
  * The commands a message carries (SPEC section 5; Bot API "MessageEntity", type bot_command):
  * every `bot_command` entity of `text`/`entities` and of `caption`/`caption_entities`, at any
- * offset, plus a leading `/word` of the text or caption that no bot_command entity covers. The
- * entities are the client's, so a forged or stripped update could omit them; the leading word is
- * caught regardless.
+ * offset, plus a leading `/word` of the text or caption unless an entity already gave that very
+ * command. The entities are the client's, so a forged or stripped update could omit or shorten
+ * them; the leading word is caught regardless.
  *
  * Offsets and lengths are UTF-16 code units (Bot API, "MessageEntity": "Offset in UTF-16 code
  * units"), which is exactly how JavaScript indexes strings, so `text.slice(offset, offset + length)`
@@ -49,7 +49,6 @@ function parse(text: string, offset: number, end: number | undefined): Found | u
 function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
   if (typeof text !== 'string' || text.length === 0) return
   const found: Found[] = []
-  let coversStart = false
   if (Array.isArray(entities)) {
     for (const entity of entities as unknown[]) {
       if (entity === null || typeof entity !== 'object') continue
@@ -61,14 +60,19 @@ function commandsOf(text: unknown, entities: unknown, into: Command[]): void {
         offset,
         Math.min(offset + length, text.length),
       )
-      if (command === undefined) continue
-      if (offset === 0) coversStart = true
-      found.push(command)
+      if (command !== undefined) found.push(command)
     }
   }
-  if (!coversStart && text.charCodeAt(0) === 47 /* / */) {
+  // The leading word counts even when an entity starts there: a forged entity shorter than the
+  // word ("/start" of "/start_admin") would otherwise show the filter a command the bot never
+  // sees. Only an entity that gave this very command makes it a duplicate.
+  if (text.charCodeAt(0) === 47 /* / */) {
     const command = parse(text, 0, undefined)
-    if (command !== undefined) found.push(command)
+    if (
+      command !== undefined &&
+      !found.some((c) => c.offset === 0 && c.name === command.name && c.mention === command.mention)
+    )
+      found.push(command)
   }
   if (found.length === 0) return
   // Arguments run to the next command of the text (entities come in any order; the list keeps

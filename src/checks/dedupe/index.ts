@@ -20,7 +20,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import { DURATION_PATTERN, parseDuration } from '../../config/units.js'
 import type { Answer } from '../../pipeline/answer.js'
 import type { UpdateCheck } from '../../pipeline/check.js'
-import type { Exchange } from '../../pipeline/exchange.js'
+import type { Exchange, HeldMark } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
 import type { NumberedKey, Store } from '../../store/index.js'
@@ -66,10 +66,27 @@ const IN_FLIGHT = reject(503, 'duplicate_update', DUPLICATE_RETRY_AFTER)
 
 /**
  * The dedupe mark a request holds, to settle once its answer is known; it is the mark's key too
- * (the bot's space and the update id).
+ * (the bot's space and the update id). A class, so the per-update object carries no closure.
  */
-export interface DedupeClaim extends NumberedKey {
+export class DedupeClaim implements NumberedKey, HeldMark {
   readonly marks: DoneMarks
+  readonly space: string
+  readonly id: number
+
+  constructor(marks: DoneMarks, space: string, id: number) {
+    this.marks = marks
+    this.space = space
+    this.id = id
+  }
+
+  /**
+   * Delivered or dropped by policy is done for `ttl`; anything else (the upstream failed, the
+   * gateway was overloaded) releases the mark so Telegram's redelivery goes through. Runs off the
+   * answer's path: the answer never waits for it.
+   */
+  settle(answer: Answer): void {
+    this.marks.settle(this, answer.outcome === 'forwarded' || answer.outcome === 'dropped')
+  }
 }
 
 /**
@@ -127,7 +144,7 @@ export function createDedupeCheck(
     shadow,
     run(exchange, update) {
       // The claim is the mark's key: no string per update (see NumberedKey).
-      const claim: DedupeClaim = { marks, space, id: update.id }
+      const claim = new DedupeClaim(marks, space, update.id)
       const existing = store.claim(claim, INFLIGHT, inflightMs)
       // A store that cannot answer (on_error: closed) gets 503 store_unavailable, never a drop.
       if (isPromise(existing))
@@ -137,11 +154,7 @@ export function createDedupeCheck(
   }
 }
 
-/**
- * After the answer: delivered or dropped by policy is done for `ttl`; anything else (the upstream
- * failed, the gateway was overloaded) releases the mark so Telegram's redelivery goes through.
- * Runs off the answer's path: the answer never waits for it.
- */
-export function settleDedupe(claim: DedupeClaim, answer: Answer): void {
-  claim.marks.settle(claim, answer.outcome === 'forwarded' || answer.outcome === 'dropped')
+/** After the answer: settles the mark a request holds ({@link DedupeClaim.settle}). */
+export function settleDedupe(claim: HeldMark, answer: Answer): void {
+  claim.settle(answer)
 }

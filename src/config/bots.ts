@@ -1,0 +1,226 @@
+/**
+ * @module
+ * The `bots` list: each bot's secret, upstream (URL, timeout, its own secret, signing) and policy
+ * (a file relative to the config, the shipped default, or inline), resolved into a
+ * {@link BotConfig}; and the rules across bots (unique names and paths) and the warnings their
+ * policies call for.
+ */
+
+import {
+  checkPolicy,
+  DEFAULT_POLICY_FILE,
+  loadPolicyFile,
+  type PolicyOrigin,
+  policyPath,
+} from '../policy/load.js'
+import type { Policy } from '../policy/schema.js'
+import { errorCode } from './errors.js'
+import { resolveSign, type SignConfig } from './keys.js'
+import type { RawBot, RawConfig } from './schema.js'
+import { MIN_SECRET_LENGTH, type SecretReader } from './secrets.js'
+import { displayName, type Segment, type YamlSource } from './source.js'
+import { parseDuration } from './units.js'
+
+export interface UpstreamConfig {
+  readonly url: URL
+  readonly timeoutMs: number
+  readonly secretToken: string | undefined
+  /** `upstream.sign`: a JWT on every forward. */
+  readonly sign: SignConfig | undefined
+}
+
+export interface BotConfig {
+  readonly name: string
+  readonly username: string | undefined
+  readonly path: string
+  readonly secretToken: string
+  readonly maxInflight: number
+  readonly upstream: UpstreamConfig
+  readonly policy: Policy
+  readonly policyOrigin: PolicyOrigin
+  /** The bot's own Bot API token: only the Bot API commands (set-webhook ...) read it. */
+  readonly token: string | undefined
+}
+
+/** Telegram gives up on a webhook answer after 60 s (SPEC section 1). */
+const TELEGRAM_TIMEOUT_MS = 60_000
+
+/** Resolves the bots of one config load. */
+export class BotResolver {
+  readonly #reader: SecretReader
+  readonly #env: NodeJS.ProcessEnv
+  readonly #warnings: string[]
+  /** The policy files read, whose problems are reported with the config's. */
+  readonly policySources: YamlSource[] = []
+  /**
+   * Each policy file is read, parsed and checked once per load, however many bots name it: with
+   * 10,000 bots sharing one file, reading it per bot was two thirds of a load. The bots that share
+   * it share one {@link Policy} object too, which lets the pipelines share what they compile
+   * from it.
+   */
+  readonly #policyFiles = new Map<
+    string,
+    { readonly policy: Policy | undefined; readonly origin: PolicyOrigin } | { readonly error: string }
+  >()
+
+  constructor(reader: SecretReader, env: NodeJS.ProcessEnv, warnings: string[]) {
+    this.#reader = reader
+    this.#env = env
+    this.#warnings = warnings
+  }
+
+  #policy(bot: RawBot, at: readonly Segment[]): { policy: Policy; origin: PolicyOrigin } | undefined {
+    if (typeof bot.policy === 'object') {
+      checkPolicy(bot.policy, this.#reader.source, [...at, 'policy'])
+      return { policy: bot.policy, origin: { file: undefined, label: 'inline' } }
+    }
+    const file =
+      bot.policy === undefined ? DEFAULT_POLICY_FILE : policyPath(this.#reader.source.file, bot.policy)
+    const label = bot.policy === undefined ? 'the shipped default (policies/default.yaml)' : undefined
+    this.#reader.files.add(file)
+    let loaded = this.#policyFiles.get(file)
+    if (loaded === undefined) {
+      try {
+        const read = loadPolicyFile(file, this.#env)
+        this.policySources.push(read.source)
+        loaded =
+          read.policy === undefined
+            ? { policy: undefined, origin: read.origin }
+            : { policy: read.policy, origin: label === undefined ? read.origin : { file, label } }
+      } catch (error) {
+        loaded = { error: errorCode(error) }
+      }
+      this.#policyFiles.set(file, loaded)
+    }
+    if ('error' in loaded) {
+      this.#reader.source.issue(
+        [...at, 'policy'],
+        `cannot read policy file ${displayName(file)}: ${loaded.error}`,
+      )
+      return undefined
+    }
+    // The policy's problems are reported once, on its own file (policySources).
+    return loaded.policy === undefined ? undefined : { policy: loaded.policy, origin: loaded.origin }
+  }
+
+  #upstream(bot: RawBot, at: readonly Segment[]): UpstreamConfig | undefined {
+    let url: URL | undefined
+    try {
+      url = new URL(bot.upstream.url)
+    } catch {
+      this.#reader.source.issue([...at, 'upstream', 'url'], 'must be an http(s) URL')
+    }
+    if (url && (!['http:', 'https:'].includes(url.protocol) || url.hostname === '')) {
+      this.#reader.source.issue([...at, 'upstream', 'url'], 'must be an http(s) URL')
+      url = undefined
+    }
+    const timeoutMs = parseDuration(bot.upstream.timeout)
+    if (timeoutMs === 0) this.#reader.source.issue([...at, 'upstream', 'timeout'], 'must be more than 0')
+    if (timeoutMs >= TELEGRAM_TIMEOUT_MS) {
+      this.#warnings.push(
+        `bot ${bot.name}: upstream.timeout ${bot.upstream.timeout} is not under Telegram's 60 s: Telegram will resend before the gateway answers`,
+      )
+    }
+    const secretAt = [...at, 'upstream', 'secret_token']
+    const secretToken = this.#reader.secret(
+      bot.upstream as Record<string, unknown>,
+      [...at, 'upstream'],
+      'secret_token',
+      undefined,
+    )
+    if (secretToken !== undefined) this.#reader.secretRules(secretToken, secretAt, 1)
+    const sign =
+      bot.upstream.sign === undefined
+        ? undefined
+        : resolveSign(this.#reader, bot.upstream.sign, [...at, 'upstream', 'sign'], {
+            name: bot.name,
+            urlHasCredentials: url !== undefined && url.username !== '',
+          })
+    return url === undefined ? undefined : { url, timeoutMs, secretToken, sign }
+  }
+
+  /** One `bots[]` entry; undefined when it has problems (reported). */
+  bot(bot: RawBot, index: number): BotConfig | undefined {
+    const at: Segment[] = ['bots', index]
+    const secretToken = this.#reader.secret(
+      bot as Record<string, unknown>,
+      at,
+      'secret_token',
+      '(or give secret_token_file): without it anyone who finds the path could post updates',
+    )
+    const secretOk =
+      secretToken !== undefined &&
+      this.#reader.secretRules(
+        secretToken,
+        [...at, bot.secret_token_file ? 'secret_token_file' : 'secret_token'],
+        MIN_SECRET_LENGTH,
+      )
+    const upstream = this.#upstream(bot, at)
+    const policy = this.#policy(bot, at)
+    const token = this.#reader.botToken(bot as Record<string, unknown>, at, undefined)
+    if (!secretOk || !upstream || !policy || secretToken === undefined) return undefined
+    const segment = bot.path.split('/').pop() ?? ''
+    if (segment.length < 16) {
+      this.#warnings.push(
+        `bot ${bot.name}: path ${bot.path} has no long random segment: put one in it (botgate secret prints one)`,
+      )
+    }
+    return {
+      name: bot.name,
+      username: bot.username,
+      path: bot.path,
+      secretToken,
+      maxInflight: bot.max_inflight,
+      upstream,
+      policy: policy.policy,
+      policyOrigin: policy.origin,
+      token,
+    }
+  }
+}
+
+/** Names and paths are unique across bots (SPEC section 2). */
+export function uniqueBots(raw: RawConfig, source: YamlSource): void {
+  for (const key of ['name', 'path'] as const) {
+    const seen = new Map<string, number>()
+    raw.bots.forEach((bot, index) => {
+      const first = seen.get(bot[key])
+      if (first === undefined) seen.set(bot[key], index)
+      else
+        source.issue(['bots', index, key], `duplicates bots[${first}].${key}: each bot needs its own ${key}`)
+    })
+  }
+}
+
+/** Legal policy choices that weaken a protection: shadow modes, ip limits in front of Telegram, any source. */
+export function shadowWarnings(bots: readonly BotConfig[], warnings: string[]): void {
+  for (const bot of bots) {
+    const { mode, ...sections } = bot.policy
+    if (mode === 'shadow')
+      warnings.push(`bot ${bot.name}: policy mode is shadow: policy verdicts are logged, not enforced`)
+    for (const [name, section] of Object.entries(sections)) {
+      if ((section as { mode?: string } | undefined)?.mode === 'shadow') {
+        warnings.push(
+          `bot ${bot.name}: section ${name} is in shadow mode: its verdicts are logged, not enforced`,
+        )
+      }
+    }
+    const telegramSources = (bot.policy.sources?.allow ?? ['telegram']).includes('telegram')
+    for (const rule of bot.policy.limits ?? []) {
+      if (rule.mode === 'shadow' && mode !== 'shadow')
+        warnings.push(
+          `bot ${bot.name}: limit ${rule.name} is in shadow mode: its verdicts are logged, not enforced`,
+        )
+      if (rule.key === 'ip' && telegramSources) {
+        warnings.push(
+          `bot ${bot.name}: limit ${rule.name} keys on ip and sources allow Telegram, which delivers every update from a few addresses: size it for all of the bot's traffic, or Telegram itself is answered 429`,
+        )
+      }
+    }
+    if (bot.policy.sources?.allow.includes('any')) {
+      warnings.push(
+        `bot ${bot.name}: sources.allow includes any: every address may deliver updates (the secret still applies)`,
+      )
+    }
+  }
+}
