@@ -12,7 +12,9 @@
 import { createHash, KeyObject } from 'node:crypto'
 import type { Blocks } from '../blocks/index.js'
 import { createBlockedCheck } from '../checks/blocked/index.js'
+import { createChatsCheck } from '../checks/chats/index.js'
 import { createCommandsCheck } from '../checks/commands/index.js'
+import { createContentCheck } from '../checks/content/index.js'
 import { createDedupeCheck } from '../checks/dedupe/index.js'
 import { createIpLimitsCheck, createUpdateLimitsCheck, type LimitsDeps } from '../checks/limits/index.js'
 import { isShadow } from '../checks/mode.js'
@@ -25,6 +27,7 @@ import {
   createUpdateTypeCheck,
   DEFAULT_UPDATES,
 } from '../checks/updates/index.js'
+import { createUsersCheck } from '../checks/users/index.js'
 import type { BotConfig } from '../config/load.js'
 import type { ForwardTarget } from '../forward/index.js'
 import { createSigner } from '../forward/sign.js'
@@ -64,6 +67,7 @@ interface PolicyChecks {
   readonly sources: RequestCheck
   readonly schema: UpdateCheck | undefined
   readonly updateType: UpdateCheck | undefined
+  readonly content: UpdateCheck | undefined
   readonly body: BotPipeline['body']
   readonly replyFilter: BotPipeline['replyFilter']
   readonly replyShadow: boolean
@@ -84,6 +88,8 @@ function policyChecks(policy: Policy): PolicyChecks {
     ),
     schema: createSchemaCheck(updates, updatesShadow),
     updateType: createUpdateTypeCheck(updates, updatesShadow),
+    // Its patterns are compiled once per policy, however many bots share it.
+    content: createContentCheck(policy.content, isShadow(mode, policy.content?.mode)),
     body: bodyLimits(updates, updatesShadow),
     replyFilter: createReplyFilter(policy.replies),
     replyShadow: isShadow(mode, policy.replies?.mode),
@@ -154,12 +160,23 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
       upstreamTimeoutMs: bot.upstream.timeoutMs,
       onError: (error) => deps.logger.warn({ bot: bot.name, err: error }, 'dedupe mark not settled'),
     }),
+    // 11: who may talk to the bot, then which commands, then what the message carries. Chats and
+    // users first: a refused sender learns nothing from a command or content verdict.
+    /* 11 */ createChatsCheck(policy.chats, isShadow(mode, policy.chats?.mode), {
+      store: deps.store,
+      bot: bot.name,
+    }),
+    /* 11 */ createUsersCheck(policy.users, policy.roles, isShadow(mode, policy.users?.mode), {
+      store: deps.store,
+      bot: bot.name,
+    }),
     /* 11 */ createCommandsCheck(
       policy.commands,
       policy.roles,
       isShadow(mode, policy.commands?.mode),
       bot.username,
     ),
+    /* 11 */ shared.content,
     // 12 stays last: it consumes a limit only for updates every other check let through.
     /* 12 */ createUpdateLimitsCheck(policy.limits, limits),
   ])

@@ -6,10 +6,13 @@
 
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { chatProblems } from '../checks/chats/index.js'
 import { commandProblems } from '../checks/commands/index.js'
+import { contentProblems } from '../checks/content/index.js'
 import { checkLimits } from '../checks/limits/index.js'
 import { parseSources } from '../checks/sources/index.js'
 import { unknownUpdateTypes } from '../checks/updates/index.js'
+import { userProblems } from '../checks/users/index.js'
 import { type Segment, YamlSource } from '../config/source.js'
 import { validate } from '../config/validate.js'
 import { type Policy, policySchema } from './schema.js'
@@ -39,6 +42,12 @@ export function checkPolicy(policy: Policy, source: YamlSource, base: readonly S
     for (const { path, message } of commandProblems(policy.commands, policy.roles))
       source.issue([...base, ...path], message)
   }
+  const problems = [
+    ...(policy.chats ? chatProblems(policy.chats) : []),
+    ...(policy.users ? userProblems(policy.users, policy.roles) : []),
+    ...(policy.content ? contentProblems(policy.content) : []),
+  ]
+  for (const { path, message } of problems) source.issue([...base, ...path], message)
   if (policy.limits)
     checkLimits(policy.limits, (at, message) => source.issue([...base, 'limits', ...at], message))
 }

@@ -5,7 +5,9 @@
  */
 
 import { type Static, Type } from '@sinclair/typebox'
+import { chatsSchema } from '../checks/chats/index.js'
 import { commandsSchema } from '../checks/commands/index.js'
+import { contentSchema } from '../checks/content/index.js'
 import { dedupeSchema } from '../checks/dedupe/index.js'
 import { limitsSchema } from '../checks/limits/index.js'
 import { SectionMode } from '../checks/mode.js'
@@ -13,6 +15,7 @@ import { repliesSchema } from '../checks/replies/index.js'
 import { rolesSchema } from '../checks/roles/index.js'
 import { sourcesSchema } from '../checks/sources/index.js'
 import { updatesSchema } from '../checks/updates/index.js'
+import { usersSchema } from '../checks/users/index.js'
 
 export const policySchema = Type.Object(
   {
@@ -20,7 +23,10 @@ export const policySchema = Type.Object(
     sources: Type.Optional(sourcesSchema),
     updates: Type.Optional(updatesSchema),
     dedupe: Type.Optional(dedupeSchema),
+    chats: Type.Optional(chatsSchema),
+    users: Type.Optional(usersSchema),
     commands: Type.Optional(commandsSchema),
+    content: Type.Optional(contentSchema),
     roles: Type.Optional(rolesSchema),
     replies: Type.Optional(repliesSchema),
     limits: Type.Optional(limitsSchema),
