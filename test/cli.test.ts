@@ -117,7 +117,13 @@ describe('botgate check', () => {
     expect(example.stderr).toBe('')
     expect(example.code).toBe(0)
     const shipped = readdirSync(path.join(ROOT, 'policies')).filter((name) => name.endsWith('.yaml'))
-    expect(shipped.sort()).toEqual(['default.yaml', 'group-bot.yaml', 'private-bot.yaml', 'public-bot.yaml', 'strict.yaml'])
+    expect(shipped.sort()).toEqual([
+      'default.yaml',
+      'group-bot.yaml',
+      'private-bot.yaml',
+      'public-bot.yaml',
+      'strict.yaml',
+    ])
     const policies = await runCli(['check', '--policy', ...shipped.map((name) => `policies/${name}`)])
     expect(policies.stderr).toBe('')
     expect(policies.code).toBe(0)
