@@ -4,17 +4,12 @@
 // does not hide here too. Where SPEC leaves a choice open, the oracle accepts every answer SPEC
 // allows; where it cannot tell (schema details), it checks only what holds for every answer.
 
+import { MESSAGE_TYPES as MESSAGE_UPDATE_TYPES } from './mutate.mjs'
+
 const SECRET_HEADER = 'x-telegram-bot-api-secret-token'
 const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
-// SPEC section 5: the message-bearing update types of Bot API 10.1.
-const MESSAGE_TYPES = new Set([
-  'message',
-  'edited_message',
-  'channel_post',
-  'edited_channel_post',
-  'business_message',
-  'edited_business_message',
-])
+// SPEC section 5: the message-bearing update types of Bot API 10.1 (the fuzzer's own list).
+const MESSAGE_TYPES = new Set(MESSAGE_UPDATE_TYPES)
 /** The reason code of each error status of SPEC section 3 that a request can cause here. */
 const REASONS = {
   400: 'malformed_json',

@@ -17,7 +17,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
-import { loadSamples, makeCase } from './mutate.mjs'
+import { loadSamples, MESSAGE_TYPES, makeCase } from './mutate.mjs'
 import { judge } from './oracle.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -25,17 +25,7 @@ const MAX_BODY = 32 * 1024
 const UPSTREAM_REPLY = '{"method":"sendMessage","chat_id":1,"text":"from the bot"}'
 /** The fuzz policy: the commands, roles and types the oracle holds forwards to. */
 const POLICY = {
-  types: [
-    'message',
-    'edited_message',
-    'channel_post',
-    'edited_channel_post',
-    'business_message',
-    'edited_business_message',
-    'callback_query',
-    'inline_query',
-    'my_chat_member',
-  ],
+  types: [...MESSAGE_TYPES, 'callback_query', 'inline_query', 'my_chat_member'],
   commands: ['start', 'help', 'settings', 'ban'],
   restricted: ['ban'],
   admins: [111],

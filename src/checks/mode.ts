@@ -19,3 +19,10 @@ export type Mode = 'enforce' | 'shadow'
 export function isShadow(policyMode: Mode | undefined, sectionMode: Mode | undefined): boolean {
   return (sectionMode ?? policyMode ?? 'enforce') === 'shadow'
 }
+
+/** A section's `drop | forward` choice for one kind of update (other bots, forwards, anonymous senders). */
+export const dropOrForward = (description: string) =>
+  Type.Union([Type.Literal('drop'), Type.Literal('forward')], {
+    description,
+    errorMessage: 'must be drop or forward',
+  })

@@ -29,7 +29,7 @@ import type { UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { type Drop, drop } from '../../pipeline/verdict.js'
 import type { Update } from '../../telegram/update.js'
-import { SectionMode } from '../mode.js'
+import { dropOrForward, SectionMode } from '../mode.js'
 
 /**
  * The kinds of content a message can carry, each a field of the Bot API's Message. A message whose
@@ -71,12 +71,6 @@ const pattern = (description: string) =>
     minLength: 1,
     maxLength: 1000,
     description: `${description} RE2 syntax: linear-time, no backreferences.`,
-  })
-
-const dropOrForward = (description: string) =>
-  Type.Union([Type.Literal('drop'), Type.Literal('forward')], {
-    description,
-    errorMessage: 'must be drop or forward',
   })
 
 export const contentSchema = Type.Object(

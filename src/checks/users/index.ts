@@ -27,7 +27,7 @@ import { drop, type Verdict } from '../../pipeline/verdict.js'
 import type { Store } from '../../store/index.js'
 import { replyTo } from '../../telegram/reply.js'
 import type { Update } from '../../telegram/update.js'
-import { SectionMode } from '../mode.js'
+import { dropOrForward, SectionMode } from '../mode.js'
 import { replyOnce } from '../reply-once.js'
 import type { RolesPolicy } from '../roles/index.js'
 
@@ -41,12 +41,6 @@ const member = Type.Union(
   ],
   { errorMessage: 'must be a Telegram user id or the name of a role' },
 )
-
-const dropOrForward = (description: string) =>
-  Type.Union([Type.Literal('drop'), Type.Literal('forward')], {
-    description,
-    errorMessage: 'must be drop or forward',
-  })
 
 export const usersSchema = Type.Object(
   {
