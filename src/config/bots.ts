@@ -38,8 +38,15 @@ export interface BotConfig {
   readonly upstream: UpstreamConfig
   readonly policy: Policy
   readonly policyOrigin: PolicyOrigin
-  /** The bot's own Bot API token: only the Bot API commands (set-webhook ...) read it. */
+  /** The bot's own Bot API token: the Bot API commands (set-webhook ...) and the egress read it. */
   readonly token: string | undefined
+  /** `egress`: the bot's local credential for the egress listener and the methods it may call. */
+  readonly egress: BotEgressConfig | undefined
+}
+
+export interface BotEgressConfig {
+  readonly credential: string
+  readonly allowMethods: readonly string[]
 }
 
 /** Telegram gives up on a webhook answer after 60 s (SPEC section 1). */
@@ -158,6 +165,7 @@ export class BotResolver {
     const upstream = this.#upstream(bot, at)
     const policy = this.#policy(bot, at)
     const token = this.#reader.botToken(bot as Record<string, unknown>, at, undefined)
+    const egress = this.#egress(bot, at, token)
     if (!secretOk || !upstream || !policy || secretToken === undefined) return undefined
     const segment = bot.path.split('/').pop() ?? ''
     if (segment.length < 16) {
@@ -175,9 +183,39 @@ export class BotResolver {
       policy: policy.policy,
       policyOrigin: policy.origin,
       token,
+      egress,
     }
   }
+
+  /** `bots[].egress`: a token-shaped credential that is not the token, and the token itself. */
+  #egress(bot: RawBot, at: readonly Segment[], token: string | undefined): BotEgressConfig | undefined {
+    if (bot.egress === undefined) return undefined
+    const egressAt = [...at, 'egress']
+    const raw = bot.egress as Record<string, unknown>
+    const key = raw.credential_file === undefined ? 'credential' : 'credential_file'
+    const credential = this.#reader.secret(raw, egressAt, 'credential', 'a credential (or credential_file)')
+    if (credential === undefined) return undefined
+    if (!EGRESS_CREDENTIAL.test(credential)) {
+      this.#reader.source.issue(
+        [...egressAt, key],
+        'must look like a bot token (digits, a colon, then at least 30 of A-Z a-z 0-9 _ -): e.g. 1: followed by what botgate secret prints',
+      )
+      return undefined
+    }
+    if (token === undefined) {
+      this.#reader.source.issue(egressAt, 'needs the bot token (token or token_file): the egress calls the Bot API with it')
+      return undefined
+    }
+    if (credential === token) {
+      this.#reader.source.issue([...egressAt, key], 'must not be the bot token: the bot holds the credential, never the token')
+      return undefined
+    }
+    return { credential, allowMethods: bot.egress.allow_methods }
+  }
 }
+
+/** Token-shaped, so frameworks that check a token's shape accept it, and long enough not to guess. */
+const EGRESS_CREDENTIAL = /^[0-9]{1,20}:[A-Za-z0-9_-]{30,200}$/
 
 /** Names and paths are unique across bots (SPEC section 2). */
 export function uniqueBots(raw: RawConfig, source: YamlSource): void {

@@ -17,7 +17,7 @@ import type { JWK } from 'jose'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
 import type { StoreConfig } from '../store/config.js'
 import { type HostPort, parseHostPort } from './address.js'
-import { type AlertsConfig, resolveAlerts } from './alerts.js'
+import { type AlertsConfig, isLoopback, resolveAlerts } from './alerts.js'
 import { type BotConfig, BotResolver, shadowWarnings, uniqueBots } from './bots.js'
 import { ConfigError, type ConfigIssue, errorCode } from './errors.js'
 import { type AdminApiConfig, collectJwks, resolveAdminApi } from './keys.js'
@@ -35,6 +35,11 @@ export type { AlertsConfig, AlertThresholds } from './alerts.js'
 export type { BotConfig, UpstreamConfig } from './bots.js'
 export { MIN_SECRET_LENGTH } from './secrets.js'
 export type { TlsConfig } from './tls.js'
+
+export interface EgressConfig {
+  readonly listen: HostPort
+  readonly apiBase: URL
+}
 
 export interface GatewayConfig {
   /** The config file, absolute. */
@@ -55,6 +60,8 @@ export interface GatewayConfig {
   readonly bots: readonly BotConfig[]
   readonly tls: TlsConfig | undefined
   readonly alerts: AlertsConfig | undefined
+  /** `egress`: the Bot API egress listener; undefined: none (docs/egress.md). */
+  readonly egress: EgressConfig | undefined
   /** Legal but risky choices (fail-open settings, weak-looking values): logged at every load. */
   readonly warnings: readonly string[]
 }
@@ -135,6 +142,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
   const bots = raw.bots.map((bot, index) => resolver.bot(bot, index))
   const tls = resolveTls(reader, raw.tls, warnings)
   const alerts = resolveAlerts(reader, raw.alerts, warnings)
+  const egress = resolveEgress(source, raw.egress, warnings)
   const jwks = collectJwks(
     reader,
     bots.map((bot) => bot?.upstream.sign),
@@ -158,6 +166,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
       keepAliveMs: parseDuration(raw.timeouts.keep_alive),
     },
     shutdownGraceMs: parseDuration(raw.shutdown_grace),
+    egress,
     store: store as StoreConfig,
     log: raw.log,
     bots: resolved,
@@ -166,4 +175,27 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
     warnings,
   }
   return options.adjust === undefined ? config : options.adjust(config)
+}
+
+/** `egress`: its listener and Bot API base; plain http to another host is legal but warned about. */
+function resolveEgress(
+  source: YamlSource,
+  raw: RawConfig['egress'],
+  warnings: string[],
+): EgressConfig | undefined {
+  if (raw === undefined) return undefined
+  const listen = parseHostPort(raw.listen)
+  if (!listen) source.issue(['egress', 'listen'], 'must be host:port with a port of 0-65535')
+  let apiBase: URL | undefined
+  try {
+    apiBase = new URL(raw.api_base)
+  } catch {
+    source.issue(['egress', 'api_base'], 'must be an http(s) URL')
+  }
+  if (!listen || !apiBase) return undefined
+  if (apiBase.protocol === 'http:' && !isLoopback(apiBase.hostname))
+    warnings.push('egress: api_base is plain http to another host: bot tokens cross the network unencrypted')
+  if (!isLoopback(listen.host))
+    warnings.push(`egress: listen ${raw.listen} is not loopback: keep the egress on a private network`)
+  return { listen, apiBase }
 }

@@ -264,6 +264,25 @@ const storeSchema = Type.Object(
   { additionalProperties: false, default: {} },
 )
 
+/** `bots[].egress`: this bot calls the Bot API through botgate's egress listener (docs/egress.md). */
+const botEgressSchema = Type.Object(
+  {
+    ...secretPair(
+      'credential',
+      'Required: the local key the bot uses in place of its token (same shape, 123:abc..., so frameworks accept it); never the real token.',
+    ),
+    allow_methods: Type.Array(Type.String({ pattern: '^[A-Za-z]{1,64}$|^any$' }), {
+      default: ['any'],
+      description:
+        'Bot API methods the bot may call; any: all but setWebhook, deleteWebhook, logOut, close and getUpdates, which are allowed only when listed by name. Default: [any].',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: "Optional: let the bot call the Bot API through egress.listen with a credential; needs the bot's token.",
+  },
+)
+
 export const botSchema = Type.Object(
   {
     name: Type.String({
@@ -305,8 +324,9 @@ export const botSchema = Type.Object(
     ),
     ...secretPair(
       'token',
-      "Optional: the bot's token from @BotFather, read only by botgate set-webhook, webhook-info and delete-webhook; serve never uses it.",
+      "Optional: the bot's token from @BotFather, read by botgate set-webhook, webhook-info and delete-webhook, and by serve only for the egress (bots[].egress).",
     ),
+    egress: Type.Optional(botEgressSchema),
   },
   { additionalProperties: false },
 )
@@ -379,6 +399,21 @@ export const alertsSchema = Type.Object(
   },
 )
 
+/** `egress`: the Bot API egress listener (docs/egress.md). Absent: no egress. */
+const egressSchema = Type.Object(
+  {
+    listen: hostPort('127.0.0.1:8081', 'The egress listener bots call the Bot API on; keep it on loopback or a private network.'),
+    api_base: httpUrl(
+      'Where calls go, with the real token: the Bot API. Default: https://api.telegram.org.',
+      'https://api.telegram.org',
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Optional: the Bot API egress, so bots hold a local credential and never their token.',
+  },
+)
+
 export const configSchema = Type.Object(
   {
     listen: hostPort('0.0.0.0:8080', 'The webhook listener.'),
@@ -429,6 +464,7 @@ export const configSchema = Type.Object(
     ),
     tls: Type.Optional(tlsSchema),
     alerts: Type.Optional(alertsSchema),
+    egress: Type.Optional(egressSchema),
     bots: Type.Array(botSchema, { minItems: 1, errorMessage: { minItems: 'must list at least one bot' } }),
   },
   {

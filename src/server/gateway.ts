@@ -27,6 +27,7 @@ import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { loadConfigOffThread } from '../config/off-thread.js'
+import { EgressListener } from '../egress/listener.js'
 import { UpstreamPools } from '../forward/upstream.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { Alerts } from '../observe/alerts/index.js'
@@ -220,6 +221,8 @@ export class Gateway {
   /** The certificate and key in use, to notice when a reload brings new ones. */
   #tls: TlsConfig | undefined
   readonly #admin: Server
+  /** `egress.listen`: the Bot API egress, when the config at start has `egress` (docs/egress.md). */
+  readonly #egress: EgressListener | undefined
   readonly #watcher: FileWatcher
   #active = 0
   #idle: (() => void) | undefined
@@ -280,6 +283,8 @@ export class Gateway {
         mountAdminApi(app, { state: () => this.#generation.admin, blocks: this.blocks, logger: this.logger }),
     })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
+    this.#egress =
+      config.egress === undefined ? undefined : new EgressListener({ ...config, egress: config.egress }, this.logger)
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
@@ -304,11 +309,13 @@ export class Gateway {
       await Promise.all([
         listen(gateway.#webhook, config.listen.host, config.listen.port),
         listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
+        config.egress && gateway.#egress?.listen(config.egress.listen.host, config.egress.listen.port),
       ])
     } catch (error) {
       // A failed start must not leave a listener or the store's connection holding the process.
       gateway.#webhook.close()
       gateway.#admin.close()
+      await gateway.#egress?.close()
       await gateway.store.close()
       throw error
     }
@@ -320,6 +327,7 @@ export class Gateway {
         webhook: gateway.webhookAddress,
         tls: config.tls !== undefined,
         admin: gateway.adminAddress,
+        egress: gateway.#egress?.address,
         bots: config.bots.length,
         names: firstNames(
           config.bots.map((bot) => bot.name),
@@ -439,6 +447,7 @@ export class Gateway {
       }
     }
     this.#generation = next
+    this.#egress?.update(config)
     this.#retiring.add(previous)
     previous.retire(() => {
       this.#retiring.delete(previous)
@@ -544,6 +553,7 @@ export class Gateway {
       this.#admin.close(() => resolve())
       this.#admin.closeAllConnections()
     })
+    await this.#egress?.close()
     await this.store.close()
     await this.alerts.stop()
     this.logger.info({ clean }, 'stopped')

@@ -1,0 +1,80 @@
+/**
+ * @module
+ * The egress listener: a plain HTTP server on `egress.listen`, started and stopped with the
+ * gateway. Each config generation gets its own {@link Egress} (bots, credentials, methods); a
+ * reload swaps it in and lets the old one's pool finish its calls. The address changes only on
+ * restart, like the other listeners.
+ */
+
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import type { GatewayConfig } from '../config/load.js'
+import { Egress, type EgressBot } from './proxy.js'
+
+function egressBots(config: GatewayConfig): EgressBot[] {
+  const bots: EgressBot[] = []
+  for (const bot of config.bots) {
+    if (bot.egress === undefined || bot.token === undefined) continue
+    bots.push({
+      name: bot.name,
+      credential: bot.egress.credential,
+      token: bot.token,
+      allowMethods: bot.egress.allowMethods,
+    })
+  }
+  return bots
+}
+
+export class EgressListener {
+  readonly #server: Server
+  readonly #logger: Logger
+  #egress: Egress
+
+  constructor(config: GatewayConfig & { egress: NonNullable<GatewayConfig['egress']> }, logger: Logger) {
+    this.#logger = logger
+    this.#egress = new Egress({ apiBase: config.egress.apiBase, bots: egressBots(config) }, logger)
+    this.#server = createServer((request, response) => this.#egress.handle(request, response))
+    this.#server.keepAliveTimeout = 30_000
+  }
+
+  /** Binds `egress.listen`. */
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject)
+        resolve()
+      })
+    })
+  }
+
+  get address(): string {
+    const address = this.#server.address() as AddressInfo
+    return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+  }
+
+  /** A reload: the new generation's bots and api_base; calls running finish on the old pool. */
+  update(config: GatewayConfig): void {
+    if (config.egress === undefined) {
+      this.#logger.warn('egress is removed from the config: it stays on until restart, with no bots')
+    }
+    const previous = this.#egress
+    this.#egress = new Egress(
+      {
+        apiBase: config.egress?.apiBase ?? new URL('https://api.telegram.org'),
+        bots: config.egress === undefined ? [] : egressBots(config),
+      },
+      this.#logger,
+    )
+    void previous.close()
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
+    this.#server.closeIdleConnections()
+    await this.#egress.close()
+    this.#server.closeAllConnections()
+    await closed
+  }
+}

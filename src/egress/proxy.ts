@@ -1,0 +1,161 @@
+/**
+ * @module
+ * The egress listener's handler: the Bot API's own protocol (`/bot<credential>/<method>`,
+ * `/file/bot<credential>/<file_path>`), where `<credential>` is a bot's local egress key. The
+ * handler finds the bot by its credential, refuses methods its `allow_methods` does not allow,
+ * swaps the credential for the real token and streams the call to `egress.api_base` over a
+ * keep-alive pool, then streams the answer back with the token replaced by the credential.
+ *
+ * Bodies are never buffered: an upload of Telegram's 50 MB passes through chunk by chunk, as does
+ * a 20 MB download. Answers keep Telegram's status; errors of botgate's own use Telegram's shape
+ * `{"ok":false,"error_code":N,"description":"..."}`.
+ */
+
+import { createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import { Pool } from 'undici'
+import { compileMethodFilter, type MethodFilter } from './methods.js'
+import { scrubText, TokenScrubber } from './scrub.js'
+
+/** One bot reachable through the egress. */
+export interface EgressBot {
+  readonly name: string
+  readonly credential: string
+  readonly token: string
+  readonly allowMethods: readonly string[]
+}
+
+export interface EgressSettings {
+  readonly apiBase: URL
+  readonly bots: readonly EgressBot[]
+}
+
+interface Entry {
+  readonly bot: EgressBot
+  readonly allows: MethodFilter
+}
+
+/** Headers of the bot's call passed on to Telegram; nothing else (no cookies, no auth, no host). */
+const PASSED_REQUEST_HEADERS = ['content-type', 'content-length', 'accept', 'range']
+/** Headers of Telegram's answer passed back; the length may change when the token is replaced. */
+const PASSED_ANSWER_HEADERS = ['content-type', 'content-encoding', 'cache-control', 'last-modified', 'etag']
+
+/** Most time Telegram may take to answer a call's headers; file downloads stream after that. */
+const HEADERS_TIMEOUT_MS = 60_000
+
+function digest(credential: string): string {
+  return createHash('sha256').update(credential).digest('hex')
+}
+
+function telegramError(response: ServerResponse, code: number, description: string): void {
+  const body = JSON.stringify({ ok: false, error_code: code, description })
+  response.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  response.end(body)
+}
+
+/**
+ * The egress of one config generation. Bots are looked up by the SHA-256 of the credential: the
+ * lookup's time does not depend on how much of a guessed credential matches a real one.
+ */
+export class Egress {
+  readonly #byDigest = new Map<string, Entry>()
+  readonly #pool: Pool
+  readonly #basePath: string
+  readonly #logger: Logger
+
+  constructor(settings: EgressSettings, logger: Logger) {
+    for (const bot of settings.bots)
+      this.#byDigest.set(digest(bot.credential), { bot, allows: compileMethodFilter(bot.allowMethods) })
+    this.#pool = new Pool(settings.apiBase.origin, {
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      bodyTimeout: HEADERS_TIMEOUT_MS,
+      keepAliveTimeout: 30_000,
+    })
+    this.#basePath = settings.apiBase.pathname.replace(/\/+$/, '')
+    this.#logger = logger
+  }
+
+  /** Closes the pool once its calls are done. */
+  close(): Promise<void> {
+    return this.#pool.close()
+  }
+
+  readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
+    const started = performance.now()
+    void this.#handle(request, response, started).catch((error: unknown) => {
+      this.#logger.warn({ error: (error as Error).message }, 'egress call failed')
+      if (!response.headersSent) telegramError(response, 502, 'Bad Gateway: botgate could not reach the Bot API')
+      else response.destroy()
+    })
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse, started: number): Promise<void> {
+    const url = request.url ?? '/'
+    const query = url.indexOf('?')
+    const path = query < 0 ? url : url.slice(0, query)
+    const search = query < 0 ? '' : url.slice(query)
+    const match = /^\/(file\/)?bot([^/]+)\/(.+)$/.exec(path)
+    const entry = match === null ? undefined : this.#byDigest.get(digest(decodeURIComponent(match[2] ?? '')))
+    if (match === null || entry === undefined) {
+      request.resume()
+      telegramError(response, match === null ? 404 : 401, match === null ? 'Not Found' : 'Unauthorized')
+      this.#log(undefined, undefined, match === null ? 404 : 401, started)
+      return
+    }
+    const isFile = match[1] !== undefined
+    const rest = match[3] ?? ''
+    const method = isFile ? 'file' : rest
+    if (!isFile && (rest.includes('/') || !entry.allows(rest))) {
+      request.resume()
+      telegramError(response, 403, 'Forbidden: method not allowed by botgate policy')
+      this.#log(entry.bot.name, method, 403, started, 'method_not_allowed')
+      return
+    }
+    if (request.method !== 'GET' && request.method !== 'POST') {
+      request.resume()
+      telegramError(response, 405, 'Method Not Allowed')
+      this.#log(entry.bot.name, method, 405, started)
+      return
+    }
+    const headers: Record<string, string> = {}
+    for (const name of PASSED_REQUEST_HEADERS) {
+      const value = request.headers[name]
+      if (typeof value === 'string') headers[name] = value
+    }
+    // Answers must be scannable for the token: ask for them uncompressed.
+    headers['accept-encoding'] = 'identity'
+    const { token, credential } = entry.bot
+    const upstreamPath = `${this.#basePath}/${isFile ? 'file/' : ''}bot${token}/${rest}${search}`
+    const answer = await this.#pool.request({
+      path: upstreamPath,
+      method: request.method,
+      headers,
+      body: request.method === 'POST' ? request : null,
+    })
+    const out: Record<string, string> = {}
+    for (const name of PASSED_ANSWER_HEADERS) {
+      const value = answer.headers[name]
+      if (typeof value === 'string') out[name] = value
+    }
+    const location = answer.headers.location
+    if (typeof location === 'string') out.location = scrubText(location, token, credential)
+    response.writeHead(answer.statusCode, out)
+    // A compressed answer cannot be scanned for the token; only identity bodies pass through.
+    if (out['content-encoding'] !== undefined && out['content-encoding'] !== 'identity') {
+      answer.body.destroy()
+      response.destroy()
+      this.#log(entry.bot.name, method, 502, started, 'compressed_answer')
+      return
+    }
+    await pipeline(answer.body, new TokenScrubber(token, credential), response)
+    this.#log(entry.bot.name, method, answer.statusCode, started)
+  }
+
+  #log(bot: string | undefined, method: string | undefined, status: number, started: number, reason?: string): void {
+    const fields = { bot, method, status, reason, ms: Math.round((performance.now() - started) * 10) / 10 }
+    if (status === 401 || status === 403 || status >= 500) this.#logger.warn(fields, 'egress call')
+    else this.#logger.info(fields, 'egress call')
+  }
+}

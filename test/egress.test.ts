@@ -1,0 +1,259 @@
+/**
+ * The Bot API egress through the real CLI: a bot calls botgate with only its credential, botgate
+ * calls the fake Bot API with the real token. JSON, form and multipart calls; a wrong credential
+ * (Telegram's 401); deleteWebhook refused and logged; the token replaced in answers; a file
+ * download and a 30 MB upload streamed with botgate's RSS bounded; grammY pointed at botgate.
+ * The token never appears in a log line, an answer or /metrics.
+ */
+
+import { readFileSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Bot } from 'grammy'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { apiError, FakeBotApi } from './helpers/bot-api.js'
+import { botConfig, RunningGateway, secret } from './helpers/gateway.js'
+
+const TOKEN = '4242:AAHreal-token-0123456789abcdefghijklmnop'
+const CREDENTIAL = '4242:local-credential-ZYXWVUTSRQPONMLKJIHGF'
+
+function egressConfig(apiBase: string, allow = '[any]'): string {
+  return botConfig({
+    upstream: 'http://127.0.0.1:9',
+    secret: secret(),
+    top: `egress: { listen: 127.0.0.1:0, api_base: "${apiBase}" }`,
+    bot: `    token: "${TOKEN}"
+    egress:
+      credential: "${CREDENTIAL}"
+      allow_methods: ${allow}`,
+  })
+}
+
+async function call(
+  base: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  const response = await fetch(`${base}${path}`, init)
+  const text = await response.text()
+  return { status: response.status, body: JSON.parse(text) as Record<string, unknown>, text }
+}
+
+function everythingSeen(gateway: RunningGateway): string {
+  return gateway.stdout + gateway.stderr
+}
+
+describe('egress against the fake Bot API', () => {
+  let api: FakeBotApi
+  let gateway: RunningGateway
+  let egress: string
+
+  beforeAll(async () => {
+    api = await FakeBotApi.start([TOKEN])
+    gateway = await RunningGateway.start({ config: egressConfig(api.url) })
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    egress = `http://${started.egress as string}`
+  })
+
+  afterAll(async () => {
+    await gateway?.stop()
+    await api?.close()
+  })
+
+  it('swaps the credential for the token on a JSON call', async () => {
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ chat_id: 77, text: 'hello' }),
+    })
+    expect(answer.status).toBe(200)
+    expect(answer.body).toMatchObject({ ok: true, result: { chat: { id: 77 }, text: 'hello' } })
+    const [sent] = api.callsOf('sendMessage')
+    expect(sent?.token).toBe(TOKEN)
+  })
+
+  it('passes form-urlencoded and multipart calls on', async () => {
+    const form = await call(egress, `/bot${CREDENTIAL}/sendMessage`, {
+      method: 'POST',
+      body: new URLSearchParams({ chat_id: '78', text: 'form' }),
+    })
+    expect(form.body).toMatchObject({ ok: true, result: { text: 'form' } })
+    const multipart = new FormData()
+    multipart.set('chat_id', '79')
+    multipart.set('document', new Blob([Buffer.from('file bytes')], { type: 'text/plain' }), 'a.txt')
+    await call(egress, `/bot${CREDENTIAL}/sendDocument`, { method: 'POST', body: multipart })
+    const [document] = api.callsOf('sendDocument')
+    expect(document?.token).toBe(TOKEN)
+    expect(document?.params.chat_id).toBe('79')
+    expect(document?.files.document?.content.toString()).toBe('file bytes')
+  })
+
+  it("answers a wrong credential with Telegram's 401 and never reaches the Bot API", async () => {
+    const before = api.calls.length
+    const answer = await call(egress, '/bot4242:not-the-credential-000000000000000000/getMe')
+    expect(answer.status).toBe(401)
+    expect(answer.body).toEqual({ ok: false, error_code: 401, description: 'Unauthorized' })
+    const token = await call(egress, `/bot${TOKEN}/getMe`)
+    expect(token.status).toBe(401)
+    expect(api.calls.length).toBe(before)
+  })
+
+  it('refuses deleteWebhook under allow_methods [any], logged', async () => {
+    for (const method of ['deleteWebhook', 'DELETEWEBHOOK', 'setWebhook', 'logOut', 'close', 'getUpdates']) {
+      const answer = await call(egress, `/bot${CREDENTIAL}/${method}`, { method: 'POST' })
+      expect(answer.status).toBe(403)
+      expect(answer.body).toEqual({
+        ok: false,
+        error_code: 403,
+        description: 'Forbidden: method not allowed by botgate policy',
+      })
+    }
+    expect(api.callsOf('deleteWebhook')).toHaveLength(0)
+    const line = await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'deleteWebhook')
+    expect(line).toMatchObject({ bot: 'bot', status: 403, reason: 'method_not_allowed' })
+  })
+
+  it('replaces the token in answers', async () => {
+    api.failNext('sendMessage', apiError(400, `Bad Request: bot${TOKEN} said no`))
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ chat_id: 1, text: 'x' }),
+    })
+    expect(answer.status).toBe(400)
+    expect(answer.body.description).toBe(`Bad Request: bot${CREDENTIAL} said no`)
+    expect(answer.text).not.toContain(TOKEN)
+  })
+
+  it('serves grammY configured with only the credential', async () => {
+    const bot = new Bot(CREDENTIAL, { client: { apiRoot: egress } })
+    const me = await bot.api.getMe()
+    expect(me.id).toBe(4242)
+    const sent = await bot.api.sendMessage(90, 'from grammY')
+    expect(sent.text).toBe('from grammY')
+    await expect(bot.api.deleteWebhook()).rejects.toThrow(/method not allowed by botgate policy/)
+  })
+
+  it('never shows the token in logs or metrics', async () => {
+    await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'getMe')
+    expect(everythingSeen(gateway)).not.toContain(TOKEN)
+    expect(everythingSeen(gateway)).not.toContain(CREDENTIAL)
+    expect(await gateway.metrics()).not.toContain(TOKEN)
+  })
+})
+
+/** A Bot API stand-in for big bodies: counts upload bytes without keeping them, serves a big file. */
+class BigFileApi {
+  uploaded = 0
+  paths: string[] = []
+  readonly #server: http.Server
+
+  constructor(readonly fileBytes: number) {
+    this.#server = http.createServer((request, response) => {
+      this.paths.push(request.url ?? '')
+      if (request.url?.startsWith('/file/')) {
+        // The token inside the file, split across write boundaries, is replaced too.
+        const chunk = Buffer.alloc(64 * 1024, 'a')
+        const marker = Buffer.from(`[bot${TOKEN}]`)
+        response.writeHead(200, { 'content-type': 'application/octet-stream' })
+        let sent = 0
+        const write = (): void => {
+          while (sent < this.fileBytes) {
+            const half = Math.floor(marker.length / 2)
+            sent += chunk.length + marker.length
+            const ok =
+              response.write(chunk) && response.write(marker.subarray(0, half)) && response.write(marker.subarray(half))
+            if (!ok) return void response.once('drain', write)
+          }
+          response.end()
+        }
+        write()
+        return
+      }
+      request.on('data', (data: Buffer) => {
+        this.uploaded += data.length
+      })
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(JSON.stringify({ ok: true, result: { received: this.uploaded } }))
+      })
+    })
+  }
+
+  listen(): Promise<string> {
+    return new Promise((resolve) =>
+      this.#server.listen(0, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`),
+      ),
+    )
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1])
+  return kb / 1024
+}
+
+describe('egress streams big bodies', () => {
+  let api: BigFileApi
+  let gateway: RunningGateway
+  let egress: string
+
+  beforeAll(async () => {
+    api = new BigFileApi(20 * 1024 * 1024)
+    const url = await api.listen()
+    gateway = await RunningGateway.start({ config: egressConfig(url) })
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    egress = `http://${started.egress as string}`
+  })
+
+  afterAll(async () => {
+    await gateway?.stop()
+    await api?.close()
+  })
+
+  it('streams a 30 MB upload with RSS bounded', async () => {
+    const pid = gateway.child.pid as number
+    const before = rssMb(pid)
+    const total = 30 * 1024 * 1024
+    const piece = Buffer.alloc(256 * 1024, 'b')
+    let peak = before
+    const body = new ReadableStream<Uint8Array>({
+      sent: 0,
+      pull(controller) {
+        peak = Math.max(peak, rssMb(pid))
+        const self = this as unknown as { sent: number }
+        if (self.sent >= total) return controller.close()
+        self.sent += piece.length
+        controller.enqueue(piece)
+      },
+    } as UnderlyingDefaultSource<Uint8Array> & { sent: number })
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    expect(answer.body).toEqual({ ok: true, result: { received: total } })
+    expect(api.paths.at(-1)).toBe(`/bot${TOKEN}/sendDocument`)
+    // A buffered 30 MB body would add at least 30 MB; streaming adds a few buffers.
+    expect(peak - before).toBeLessThan(25)
+  })
+
+  it('streams a 20 MB download with the token replaced, also across chunk boundaries', async () => {
+    const response = await fetch(`${egress}/file/bot${CREDENTIAL}/documents/file_1.bin`)
+    expect(response.status).toBe(200)
+    const bytes = Buffer.from(await response.arrayBuffer())
+    expect(api.paths.at(-1)).toBe(`/file/bot${TOKEN}/documents/file_1.bin`)
+    expect(bytes.includes(Buffer.from(TOKEN))).toBe(false)
+    const markers = bytes.toString('latin1').split(`[bot${CREDENTIAL}]`).length - 1
+    expect(markers).toBeGreaterThan(300)
+    expect(bytes.length).toBeGreaterThan(20 * 1024 * 1024)
+  })
+})
