@@ -2,7 +2,7 @@
  * The Bot API egress through the real CLI: a bot calls botgate with only its credential, botgate
  * calls the fake Bot API with the real token. JSON, form and multipart calls; a wrong credential
  * (Telegram's 401); deleteWebhook refused and logged; the token replaced in answers; a file
- * download and a 30 MB upload streamed with botgate's RSS bounded; grammY pointed at botgate.
+ * download and a 100 MB upload streamed with botgate's RSS bounded; grammY pointed at botgate.
  * The token never appears in a log line, an answer or /metrics.
  */
 
@@ -161,9 +161,9 @@ class BigFileApi {
           while (sent < this.fileBytes) {
             const half = Math.floor(marker.length / 2)
             sent += chunk.length + marker.length
-            const ok =
-              response.write(chunk) && response.write(marker.subarray(0, half)) && response.write(marker.subarray(half))
-            if (!ok) return void response.once('drain', write)
+            response.write(chunk)
+            response.write(marker.subarray(0, half))
+            if (!response.write(marker.subarray(half))) return void response.once('drain', write)
           }
           response.end()
         }
@@ -218,22 +218,21 @@ describe('egress streams big bodies', () => {
     await api?.close()
   })
 
-  it('streams a 30 MB upload with RSS bounded', async () => {
+  it('streams a 100 MB upload with RSS bounded', async () => {
     const pid = gateway.child.pid as number
     const before = rssMb(pid)
-    const total = 30 * 1024 * 1024
+    const total = 100 * 1024 * 1024
     const piece = Buffer.alloc(256 * 1024, 'b')
     let peak = before
+    let sent = 0
     const body = new ReadableStream<Uint8Array>({
-      sent: 0,
-      pull(controller) {
+      pull(controller: ReadableStreamDefaultController<Uint8Array>) {
         peak = Math.max(peak, rssMb(pid))
-        const self = this as unknown as { sent: number }
-        if (self.sent >= total) return controller.close()
-        self.sent += piece.length
+        if (sent >= total) return controller.close()
+        sent += piece.length
         controller.enqueue(piece)
       },
-    } as UnderlyingDefaultSource<Uint8Array> & { sent: number })
+    })
     const answer = await call(egress, `/bot${CREDENTIAL}/sendDocument`, {
       method: 'POST',
       headers: { 'content-type': 'multipart/form-data; boundary=x' },
@@ -242,8 +241,9 @@ describe('egress streams big bodies', () => {
     } as RequestInit)
     expect(answer.body).toEqual({ ok: true, result: { received: total } })
     expect(api.paths.at(-1)).toBe(`/bot${TOKEN}/sendDocument`)
-    // A buffered 30 MB body would add at least 30 MB; streaming adds a few buffers.
-    expect(peak - before).toBeLessThan(25)
+    // A buffered body would add at least its 100 MB; streaming adds the allocator's churn, which
+    // plateaus (measured: about 36 MB for 60 MB, 41 MB for 150 MB).
+    expect(peak - before).toBeLessThan(70)
   })
 
   it('streams a 20 MB download with the token replaced, also across chunk boundaries', async () => {

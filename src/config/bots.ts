@@ -203,11 +203,17 @@ export class BotResolver {
       return undefined
     }
     if (token === undefined) {
-      this.#reader.source.issue(egressAt, 'needs the bot token (token or token_file): the egress calls the Bot API with it')
+      this.#reader.source.issue(
+        egressAt,
+        'needs the bot token (token or token_file): the egress calls the Bot API with it',
+      )
       return undefined
     }
     if (credential === token) {
-      this.#reader.source.issue([...egressAt, key], 'must not be the bot token: the bot holds the credential, never the token')
+      this.#reader.source.issue(
+        [...egressAt, key],
+        'must not be the bot token: the bot holds the credential, never the token',
+      )
       return undefined
     }
     return { credential, allowMethods: bot.egress.allow_methods }

@@ -279,7 +279,8 @@ const botEgressSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    description: "Optional: let the bot call the Bot API through egress.listen with a credential; needs the bot's token.",
+    description:
+      "Optional: let the bot call the Bot API through egress.listen with a credential; needs the bot's token.",
   },
 )
 
@@ -402,7 +403,10 @@ export const alertsSchema = Type.Object(
 /** `egress`: the Bot API egress listener (docs/egress.md). Absent: no egress. */
 const egressSchema = Type.Object(
   {
-    listen: hostPort('127.0.0.1:8081', 'The egress listener bots call the Bot API on; keep it on loopback or a private network.'),
+    listen: hostPort(
+      '127.0.0.1:8081',
+      'The egress listener bots call the Bot API on; keep it on loopback or a private network.',
+    ),
     api_base: httpUrl(
       'Where calls go, with the real token: the Bot API. Default: https://api.telegram.org.',
       'https://api.telegram.org',

@@ -51,7 +51,9 @@ export class EgressListener {
 
   get address(): string {
     const address = this.#server.address() as AddressInfo
-    return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+    return address.family === 'IPv6'
+      ? `[${address.address}]:${address.port}`
+      : `${address.address}:${address.port}`
   }
 
   /** A reload: the new generation's bots and api_base; calls running finish on the old pool. */

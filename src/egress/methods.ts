@@ -7,7 +7,13 @@
  */
 
 /** Refused unless listed by name: each can take the bot's updates or session away from botgate. */
-export const GUARDED_METHODS: readonly string[] = ['setWebhook', 'deleteWebhook', 'logOut', 'close', 'getUpdates']
+export const GUARDED_METHODS: readonly string[] = [
+  'setWebhook',
+  'deleteWebhook',
+  'logOut',
+  'close',
+  'getUpdates',
+]
 
 const GUARDED = new Set(GUARDED_METHODS.map((method) => method.toLowerCase()))
 

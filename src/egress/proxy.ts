@@ -86,7 +86,8 @@ export class Egress {
     const started = performance.now()
     void this.#handle(request, response, started).catch((error: unknown) => {
       this.#logger.warn({ error: (error as Error).message }, 'egress call failed')
-      if (!response.headersSent) telegramError(response, 502, 'Bad Gateway: botgate could not reach the Bot API')
+      if (!response.headersSent)
+        telegramError(response, 502, 'Bad Gateway: botgate could not reach the Bot API')
       else response.destroy()
     })
   }
@@ -153,7 +154,13 @@ export class Egress {
     this.#log(entry.bot.name, method, answer.statusCode, started)
   }
 
-  #log(bot: string | undefined, method: string | undefined, status: number, started: number, reason?: string): void {
+  #log(
+    bot: string | undefined,
+    method: string | undefined,
+    status: number,
+    started: number,
+    reason?: string,
+  ): void {
     const fields = { bot, method, status, reason, ms: Math.round((performance.now() - started) * 10) / 10 }
     if (status === 401 || status === 403 || status >= 500) this.#logger.warn(fields, 'egress call')
     else this.#logger.info(fields, 'egress call')

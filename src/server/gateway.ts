@@ -284,7 +284,9 @@ export class Gateway {
     })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
     this.#egress =
-      config.egress === undefined ? undefined : new EgressListener({ ...config, egress: config.egress }, this.logger)
+      config.egress === undefined
+        ? undefined
+        : new EgressListener({ ...config, egress: config.egress }, this.logger)
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
