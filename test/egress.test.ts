@@ -138,7 +138,13 @@ describe('egress against the fake Bot API', () => {
     await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'getMe')
     expect(everythingSeen(gateway)).not.toContain(TOKEN)
     expect(everythingSeen(gateway)).not.toContain(CREDENTIAL)
-    expect(await gateway.metrics()).not.toContain(TOKEN)
+    const metrics = await gateway.metrics()
+    expect(metrics).not.toContain(TOKEN)
+    expect(metrics).not.toContain(CREDENTIAL)
+    expect(metrics).toMatch(
+      /botgate_egress_calls_total\{bot="bot",method="deleteWebhook",status="403"\} [1-9]/,
+    )
+    expect(metrics).toMatch(/botgate_egress_calls_total\{bot="",method="other",status="401"\} [1-9]/)
   })
 })
 

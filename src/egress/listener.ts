@@ -1,15 +1,15 @@
 /**
  * @module
  * The egress listener: a plain HTTP server on `egress.listen`, started and stopped with the
- * gateway. Each config generation gets its own {@link Egress} (bots, credentials, methods); a
+ * gateway (which binds it). Each config generation gets its own {@link Egress} (bots, credentials, methods); a
  * reload swaps it in and lets the old one's pool finish its calls. The address changes only on
  * restart, like the other listeners.
  */
 
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/load.js'
+import type { GatewayMetrics } from '../observe/metrics.js'
 import { Egress, type EgressBot } from './proxy.js'
 
 function egressBots(config: GatewayConfig): EgressBot[] {
@@ -27,33 +27,22 @@ function egressBots(config: GatewayConfig): EgressBot[] {
 }
 
 export class EgressListener {
-  readonly #server: Server
+  /** The HTTP server; the gateway binds it to `egress.listen`, as its other listeners. */
+  readonly server: Server
   readonly #logger: Logger
+  readonly #metrics: GatewayMetrics
   #egress: Egress
 
-  constructor(config: GatewayConfig & { egress: NonNullable<GatewayConfig['egress']> }, logger: Logger) {
+  constructor(
+    config: GatewayConfig & { egress: NonNullable<GatewayConfig['egress']> },
+    logger: Logger,
+    metrics: GatewayMetrics,
+  ) {
     this.#logger = logger
-    this.#egress = new Egress({ apiBase: config.egress.apiBase, bots: egressBots(config) }, logger)
-    this.#server = createServer((request, response) => this.#egress.handle(request, response))
-    this.#server.keepAliveTimeout = 30_000
-  }
-
-  /** Binds `egress.listen`. */
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject)
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject)
-        resolve()
-      })
-    })
-  }
-
-  get address(): string {
-    const address = this.#server.address() as AddressInfo
-    return address.family === 'IPv6'
-      ? `[${address.address}]:${address.port}`
-      : `${address.address}:${address.port}`
+    this.#metrics = metrics
+    this.#egress = new Egress({ apiBase: config.egress.apiBase, bots: egressBots(config) }, logger, metrics)
+    this.server = createServer((request, response) => this.#egress.handle(request, response))
+    this.server.keepAliveTimeout = 30_000
   }
 
   /** A reload: the new generation's bots and api_base; calls running finish on the old pool. */
@@ -68,15 +57,16 @@ export class EgressListener {
         bots: config.egress === undefined ? [] : egressBots(config),
       },
       this.#logger,
+      this.#metrics,
     )
     void previous.close()
   }
 
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    this.#server.closeIdleConnections()
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
     await this.#egress.close()
-    this.#server.closeAllConnections()
+    this.server.closeAllConnections()
     await closed
   }
 }

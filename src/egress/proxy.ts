@@ -16,7 +16,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { Pool } from 'undici'
-import { compileMethodFilter, type MethodFilter } from './methods.js'
+import type { GatewayMetrics } from '../observe/metrics.js'
+import { compileMethodFilter, GUARDED_METHODS, type MethodFilter } from './methods.js'
 import { scrubText, TokenScrubber } from './scrub.js'
 
 /** One bot reachable through the egress. */
@@ -49,6 +50,16 @@ function digest(credential: string): string {
   return createHash('sha256').update(credential).digest('hex')
 }
 
+/** Methods the egress counts by name; any other is `other`, so made-up names cannot grow /metrics. */
+const GUARDED_NAMES = new Set(GUARDED_METHODS)
+
+/** A method's metric label: its name when Telegram knew it (not a 404) or a guarded one, else other. */
+function metricMethod(method: string | undefined, status: number): string {
+  if (method === undefined || !/^[A-Za-z]{1,64}$/.test(method)) return 'other'
+  if (status === 403) return GUARDED_NAMES.has(method) ? method : 'other'
+  return status === 404 || status === 401 ? 'other' : method
+}
+
 function telegramError(response: ServerResponse, code: number, description: string): void {
   const body = JSON.stringify({ ok: false, error_code: code, description })
   response.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
@@ -64,8 +75,10 @@ export class Egress {
   readonly #pool: Pool
   readonly #basePath: string
   readonly #logger: Logger
+  readonly #metrics: GatewayMetrics
 
-  constructor(settings: EgressSettings, logger: Logger) {
+  constructor(settings: EgressSettings, logger: Logger, metrics: GatewayMetrics) {
+    this.#metrics = metrics
     for (const bot of settings.bots)
       this.#byDigest.set(digest(bot.credential), { bot, allows: compileMethodFilter(bot.allowMethods) })
     this.#pool = new Pool(settings.apiBase.origin, {
@@ -162,6 +175,7 @@ export class Egress {
     reason?: string,
   ): void {
     const fields = { bot, method, status, reason, ms: Math.round((performance.now() - started) * 10) / 10 }
+    this.#metrics.egressCalls.labels(bot ?? '', metricMethod(method, status), String(status)).inc()
     if (status === 401 || status === 403 || status >= 500) this.#logger.warn(fields, 'egress call')
     else this.#logger.info(fields, 'egress call')
   }

@@ -129,6 +129,13 @@ export class GatewayMetrics {
       'result',
     ]),
   )
+  readonly egressCalls = this.registry.register(
+    new Counter(
+      'botgate_egress_calls_total',
+      'Bot API calls through the egress, by bot, method (other: unknown or unauthenticated) and HTTP status.',
+      ['bot', 'method', 'status'],
+    ),
+  )
   readonly lastReload = this.registry.register(
     new Gauge(
       'botgate_config_last_reload_success_timestamp_seconds',

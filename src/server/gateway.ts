@@ -286,7 +286,7 @@ export class Gateway {
     this.#egress =
       config.egress === undefined
         ? undefined
-        : new EgressListener({ ...config, egress: config.egress }, this.logger)
+        : new EgressListener({ ...config, egress: config.egress }, this.logger, this.metrics)
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
@@ -311,7 +311,9 @@ export class Gateway {
       await Promise.all([
         listen(gateway.#webhook, config.listen.host, config.listen.port),
         listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
-        config.egress && gateway.#egress?.listen(config.egress.listen.host, config.egress.listen.port),
+        config.egress &&
+          gateway.#egress &&
+          listen(gateway.#egress.server, config.egress.listen.host, config.egress.listen.port),
       ])
     } catch (error) {
       // A failed start must not leave a listener or the store's connection holding the process.
@@ -329,7 +331,7 @@ export class Gateway {
         webhook: gateway.webhookAddress,
         tls: config.tls !== undefined,
         admin: gateway.adminAddress,
-        egress: gateway.#egress?.address,
+        egress: gateway.#egress && formatAddress(gateway.#egress.server.address() as AddressInfo),
         bots: config.bots.length,
         names: firstNames(
           config.bots.map((bot) => bot.name),
