@@ -47,7 +47,7 @@ function maskUrl(url: URL): string {
 }
 
 export function describePolicy(policy: Policy): string[] {
-  const lines = [`mode ${policy.mode ?? 'enforce'}`]
+  const lines = [`mode ${policy.mode ?? 'enforce'}`, `access ${describeAccess(policy)}`]
   for (const [name, section] of Object.entries(policy)) {
     if (name === 'mode' || section === undefined) continue
     lines.push(`${name} ${JSON.stringify(section)}`)
@@ -57,6 +57,15 @@ export function describePolicy(policy: Policy): string[] {
 
 function count(items: readonly unknown[] | undefined, noun: string): string | undefined {
   return items === undefined || items.length === 0 ? undefined : `${items.length} ${noun}`
+}
+
+/** `only 5 ids + roles team, ops`, or `any`. */
+function allowed(list: readonly (number | string)[] | undefined): string {
+  if (list === undefined) return 'any'
+  const ids = list.filter((item) => typeof item === 'number').length
+  const roles = list.filter((item) => typeof item === 'string')
+  const parts = [ids > 0 ? `${ids} ids` : undefined, roles.length > 0 ? `roles ${roles.join(', ')}` : undefined]
+  return `only ${parts.filter(Boolean).join(' + ') || 'nobody'}`
 }
 
 /**
@@ -75,7 +84,7 @@ export function describeAccess(policy: Policy): string {
   parts.push(
     users === undefined
       ? 'users any'
-      : `users ${[count(users.allow, 'allowed') ?? 'any', count(users.deny, 'denied'), users.bots === 'drop' ? 'no bots' : undefined, users.anonymous === 'drop' ? 'no anonymous' : undefined].filter(Boolean).join(', ')}${shadow(users.mode)}`,
+      : `users ${[allowed(users.allow), count(users.deny, 'denied'), users.bots === 'drop' ? 'no bots' : undefined, users.anonymous === 'drop' ? 'no anonymous' : undefined].filter(Boolean).join(', ')}${shadow(users.mode)}`,
   )
   parts.push(
     commands === undefined
@@ -123,7 +132,6 @@ function describeBot(bot: BotConfig): string[] {
         ]),
     `  max_inflight  ${bot.maxInflight}`,
     `  token         ${bot.token === undefined ? 'not set (only set-webhook, webhook-info and delete-webhook need it)' : maskSecret(bot.token)}`,
-    `  access        ${describeAccess(bot.policy)}`,
     `  policy        ${bot.policyOrigin.label}`,
     ...describePolicy(bot.policy).map((line) => `                ${line}`),
   ]
