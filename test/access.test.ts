@@ -145,6 +145,13 @@ describe('an internal bot: listed users, private chats, /report takes a number, 
     }
   })
 
+  it('counts max_text in UTF-16 units, as Telegram does: an emoji is two', async () => {
+    // 100 emoji are 100 code points but 200 UTF-16 units: exactly max_text.
+    expect((await send(text('\u{1F600}'.repeat(100)))).forwarded).toBe(true)
+    const over = await send(text(`${'\u{1F600}'.repeat(100)}a`))
+    expect(over).toMatchObject({ forwarded: false, line: { detail: 'content.max_text' } })
+  })
+
   it('runs an operator pattern that backtracks catastrophically elsewhere in linear time', async () => {
     // "(a+)+$" against 199 a's and a b: a backtracking engine would not answer for ages.
     const { forwarded, line } = await send(text(`${'a'.repeat(199)}b`))
