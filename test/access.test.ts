@@ -42,7 +42,7 @@ content:
   args:
     report: { pattern: '^[0-9]{1,10}$' }
   deny: ['(a+)+$']
-  media: { allow: [] }
+  media: { allow: [], max_size: { document: 10MiB } }
   forwarded: drop
   mode: enforce`,
     }),

@@ -64,7 +64,10 @@ function allowed(list: readonly (number | string)[] | undefined): string {
   if (list === undefined) return 'any'
   const ids = list.filter((item) => typeof item === 'number').length
   const roles = list.filter((item) => typeof item === 'string')
-  const parts = [ids > 0 ? `${ids} ids` : undefined, roles.length > 0 ? `roles ${roles.join(', ')}` : undefined]
+  const parts = [
+    ids > 0 ? `${ids} ids` : undefined,
+    roles.length > 0 ? `roles ${roles.join(', ')}` : undefined,
+  ]
   return `only ${parts.filter(Boolean).join(' + ') || 'nobody'}`
 }
 
@@ -99,6 +102,10 @@ export function describeAccess(policy: Policy): string {
       count(content.deny, 'deny patterns'),
       content.links === undefined ? undefined : `links <= ${content.links}`,
       media === undefined ? undefined : media.length === 0 ? 'no media' : `media ${media.join('+')}`,
+      content.media?.max_size === undefined ? undefined : 'media sizes',
+      content.media?.mime_types === undefined && content.media?.deny_extensions === undefined
+        ? undefined
+        : 'document types',
       content.forwarded === 'drop' ? 'no forwards' : undefined,
       content.via_bot === 'drop' ? 'no via_bot' : undefined,
     ].filter(Boolean)

@@ -126,7 +126,9 @@ export const contentSchema = Type.Object(
             }),
           ),
           max_size: Type.Optional(
-            Type.Record(mediaKind, Type.String({ pattern: SIZE_PATTERN }), {
+            // Partial: a record keyed by a union of literals requires every key otherwise.
+            Type.Partial(Type.Record(mediaKind, Type.String({ pattern: SIZE_PATTERN })), {
+              additionalProperties: false,
               description: 'The largest file_size per kind, e.g. { document: 10MiB, photo: 5MiB }.',
               errorMessage: 'must map media kinds to sizes such as 10MiB',
             }),
