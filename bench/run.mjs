@@ -7,7 +7,7 @@
 //   npm run bench -- [--seconds 12] [--rounds 5] [--connections 40,100] [--warmup 20]
 //                    [--tool wrk|autocannon]
 //                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
-//                    [--only botgate|+limits|+redis|+access]   (only that row, against the baseline)
+//                    [--only botgate,+limits,+redis,+access]   (only these rows, against the baseline)
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -53,15 +53,17 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '20' },
     tool: { type: 'string' },
     sign: { type: 'string' },
-    // One row against the baseline, e.g. `--only +redis`: a shorter run for work on one of them.
+    // Some rows against the baseline, e.g. `--only +redis` or `--only botgate,+access`: a shorter
+    // run for work on one of them.
     only: { type: 'string' },
   },
 })
 const ROWS = ['botgate', '+limits', '+redis', '+access']
-if (values.only !== undefined && !ROWS.includes(values.only))
-  throw new Error(`--only must be one of ${ROWS.join(', ')}`)
+const only = values.only?.split(',')
+if (only !== undefined && !only.every((name) => ROWS.includes(name)))
+  throw new Error(`--only takes rows among ${ROWS.join(', ')}, separated by commas`)
 /** Whether the row `name` is measured in this run. */
-const measured = (name) => values.only === undefined || values.only === name
+const measured = (name) => only === undefined || only.includes(name)
 if (values.sign !== undefined && !['HS256', 'EdDSA', 'ES256'].includes(values.sign))
   throw new Error('--sign must be HS256, EdDSA or ES256')
 const seconds = Number(values.seconds)
