@@ -7,7 +7,7 @@
 //   npm run bench -- [--seconds 12] [--rounds 5] [--connections 40,100] [--warmup 20]
 //                    [--tool wrk|autocannon]
 //                    [--sign HS256|EdDSA|ES256]   (botgate signs every forward: upstream.sign)
-//                    [--only botgate|+limits|+redis]   (only that row, against the baseline)
+//                    [--only botgate,+limits,+redis,+access]   (only these rows, against the baseline)
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -53,15 +53,17 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '20' },
     tool: { type: 'string' },
     sign: { type: 'string' },
-    // One row against the baseline, e.g. `--only +redis`: a shorter run for work on one of them.
+    // Some rows against the baseline, e.g. `--only +redis` or `--only botgate,+access`: a shorter
+    // run for work on one of them.
     only: { type: 'string' },
   },
 })
-const ROWS = ['botgate', '+limits', '+redis']
-if (values.only !== undefined && !ROWS.includes(values.only))
-  throw new Error(`--only must be one of ${ROWS.join(', ')}`)
+const ROWS = ['botgate', '+limits', '+redis', '+access']
+const only = values.only?.split(',')
+if (only !== undefined && !only.every((name) => ROWS.includes(name)))
+  throw new Error(`--only takes rows among ${ROWS.join(', ')}, separated by commas`)
 /** Whether the row `name` is measured in this run. */
-const measured = (name) => values.only === undefined || values.only === name
+const measured = (name) => only === undefined || only.includes(name)
 if (values.sign !== undefined && !['HS256', 'EdDSA', 'ES256'].includes(values.sign))
   throw new Error('--sign must be HS256, EdDSA or ES256')
 const seconds = Number(values.seconds)
@@ -135,13 +137,14 @@ limits:
   - { name: per-user, key: user, rate: 1000000/s, burst: 1000000 }
 `,
 )
-function limitsConfig(name, store) {
+/** The benchmark's config with another policy file (and store settings appended). */
+function configWith(name, policyFile, store = '') {
   const file = path.join(work, `gateway-${name}.yaml`)
   writeFileSync(
     file,
     readFileSync(configFile, 'utf8').replace(
       `policy: ${path.join(root, 'policies/default.yaml')}`,
-      `policy: ${limitsPolicy}`,
+      `policy: ${policyFile}`,
     ) + store,
   )
   return file
@@ -149,8 +152,56 @@ function limitsConfig(name, store) {
 const withLimits = measured('+limits')
   ? await startBotgate(
       path.join(root, 'dist/main.js'),
-      limitsConfig('limits', ''),
+      configWith('limits', limitsPolicy),
       path.join(work, 'botgate-limits.log'),
+    )
+  : undefined
+
+// The access row (issue 24's cost): the default policy plus every section of who may talk to the
+// bot and what a message may carry, sized as a real internal bot's: 1,000 allowed users, private
+// chats only, three commands with argument patterns, five deny patterns, media rules, bans. The
+// bench update passes every rule, so the row measures the checks, not drops.
+const accessPolicy = path.join(work, 'access.yaml')
+const benchUser = 318273645 // the sender of bench/update.json
+const team = Array.from({ length: 999 }, (_, i) => 100_000_000 + i * 7919)
+team.splice(500, 0, benchUser)
+writeFileSync(
+  accessPolicy,
+  `${readFileSync(path.join(root, 'policies/default.yaml'), 'utf8')}
+chats:
+  types: [private]
+  deny: [-1001000000001, -1001000000002]
+users:
+  allow: [${team.join(', ')}]
+  bots: drop
+  anonymous: drop
+commands:
+  allow: [start, help, report, order]
+content:
+  max_text: 2000
+  args:
+    start: { pattern: '^[A-Za-z0-9 ,.:;!?-]{0,200}$', max_length: 200 }
+    report: { pattern: '^[0-9]{1,10}$' }
+    order: { pattern: '^(coffee|tea) [0-9]{1,2}$', max_length: 40 }
+  deny: ['(?i)\\bcasino\\b', '(?i)free (money|crypto)', 'https?://(bit\\.ly|tinyurl\\.com)/', '(?i)\\bviagra\\b', '(a+)+$']
+  links: 3
+  media:
+    allow: [photo, document, voice]
+    max_size: { document: 10MiB, photo: 5MiB }
+    mime_types: [application/pdf, image/*]
+    deny_extensions: [.exe, .apk, .scr, .js, .bat]
+  forwarded: drop
+  via_bot: drop
+bans:
+  ips: { failures: 10, within: 10m, ban: 1h }
+  users: { drops: 20, within: 10m, ban: 1h }
+`,
+)
+const withAccess = measured('+access')
+  ? await startBotgate(
+      path.join(root, 'dist/main.js'),
+      configWith('access', accessPolicy),
+      path.join(work, 'botgate-access.log'),
     )
   : undefined
 
@@ -179,7 +230,11 @@ const withRedis =
     ? undefined
     : await startBotgate(
         path.join(root, 'dist/main.js'),
-        limitsConfig('redis', `store:\n  type: redis\n  url: ${redisUrl}\n  prefix: "${redisPrefix}"\n`),
+        configWith(
+          'redis',
+          limitsPolicy,
+          `store:\n  type: redis\n  url: ${redisUrl}\n  prefix: "${redisPrefix}"\n`,
+        ),
         path.join(work, 'botgate-redis.log'),
       )
 if (redis === undefined && measured('+redis'))
@@ -226,6 +281,14 @@ if (withRedis !== undefined) {
     url: `http://${withRedis.webhook}/tg/${segment}`,
     pid: withRedis.child.pid,
     admin: withRedis.admin,
+  })
+}
+
+if (withAccess !== undefined) {
+  targets.push({
+    name: '+access',
+    url: `http://${withAccess.webhook}/tg/${segment}`,
+    pid: withAccess.child.pid,
   })
 }
 
@@ -328,7 +391,7 @@ for (const connections of connectionCounts) {
   const perRound = (name, key) => runs[name].map((r, i) => r[key] / runs.baseline[i][key])
   const spread = g && { rps: perRound('botgate', 'rps'), cpu: perRound('botgate', 'cpuUs') }
   const extra = {}
-  for (const name of ['+limits', '+redis']) {
+  for (const name of ['+limits', '+redis', '+access']) {
     const s = summary[name]
     if (s !== undefined)
       extra[name] = {
@@ -394,10 +457,16 @@ for (const connections of connectionCounts) {
     )
   for (const [name, r] of Object.entries(extra)) {
     const onRedis40 = name === '+redis' && connections === 40
-    const target = onRedis40 ? ` (target >= ${REDIS_TARGET.rps}: ${mark(r.rps >= REDIS_TARGET.rps)})` : ''
+    const onAccess = name === '+access'
+    const target = onRedis40
+      ? ` (target >= ${REDIS_TARGET.rps}: ${mark(r.rps >= REDIS_TARGET.rps)})`
+      : onAccess
+        ? ` (target >= ${TARGETS.rps}: ${mark(r.rps >= TARGETS.rps)})`
+        : ''
     const p50Target = onRedis40 ? ` (target <= ${REDIS_TARGET.p50}: ${mark(r.p50 <= REDIS_TARGET.p50)})` : ''
+    const p99Target = onAccess ? ` (target <= ${TARGETS.p99}: ${mark(r.p99 <= TARGETS.p99)})` : ''
     console.log(
-      `  ${name.padEnd(9)} ${r.rps.toFixed(2)}x req/s${target}, ${r.p50.toFixed(2)}x p50${p50Target}, ${r.p99.toFixed(2)}x p99, ${r.cpu.toFixed(2)}x CPU per request; req/s by round ${range(r.rpsRounds)}`,
+      `  ${name.padEnd(9)} ${r.rps.toFixed(2)}x req/s${target}, ${r.p50.toFixed(2)}x p50${p50Target}, ${r.p99.toFixed(2)}x p99${p99Target}, ${r.cpu.toFixed(2)}x CPU per request; req/s by round ${range(r.rpsRounds)}`,
     )
   }
   if (redisPerUpdate !== undefined) {
@@ -423,7 +492,7 @@ for (const connections of connectionCounts) {
 }
 
 await Promise.all(
-  [gateway, withLimits, withRedis, baseline, upstream]
+  [gateway, withLimits, withRedis, withAccess, baseline, upstream]
     .filter((process) => process !== undefined)
     .map((process) => stop(process.child)),
 )

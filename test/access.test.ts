@@ -42,7 +42,7 @@ content:
   args:
     report: { pattern: '^[0-9]{1,10}$' }
   deny: ['(a+)+$']
-  media: { allow: [] }
+  media: { allow: [], max_size: { document: 10MiB } }
   forwarded: drop
   mode: enforce`,
     }),
@@ -145,6 +145,13 @@ describe('an internal bot: listed users, private chats, /report takes a number, 
     }
   })
 
+  it('counts max_text in UTF-16 units, as Telegram does: an emoji is two', async () => {
+    // 100 emoji are 100 code points but 200 UTF-16 units: exactly max_text.
+    expect((await send(text('\u{1F600}'.repeat(100)))).forwarded).toBe(true)
+    const over = await send(text(`${'\u{1F600}'.repeat(100)}a`))
+    expect(over).toMatchObject({ forwarded: false, line: { detail: 'content.max_text' } })
+  })
+
   it('runs an operator pattern that backtracks catastrophically elsewhere in linear time', async () => {
     // "(a+)+$" against 199 a's and a b: a backtracking engine would not answer for ages.
     const { forwarded, line } = await send(text(`${'a'.repeat(199)}b`))
@@ -201,5 +208,115 @@ describe('a section in shadow mode', () => {
       reason: 'forwarded',
       would: ['user_not_allowed'],
     })
+  })
+})
+
+describe('a public bot: deny lists, no bots or anonymous admins, spam and file rules', () => {
+  let publicUpstream: TestUpstream
+  let publicGateway: RunningGateway
+
+  beforeAll(async () => {
+    publicUpstream = await TestUpstream.start()
+    publicGateway = await RunningGateway.start({
+      config: botConfig({
+        upstream: publicUpstream.url,
+        secret: SECRET,
+        policy: `sources: { allow: [any] }
+chats: { deny: [-1001] }
+users: { deny: [666], bots: drop, anonymous: drop }
+content:
+  deny: ['(?i)\\bcasino\\b', 'bit\\.ly/']
+  links: 1
+  media:
+    allow: [document, photo]
+    mime_types: [application/pdf]
+    deny_extensions: [.exe]
+  via_bot: drop`,
+      }),
+    })
+  })
+
+  afterAll(async () => {
+    expect(await publicGateway.stop()).toBe(0)
+    await publicUpstream.close()
+  })
+
+  async function verdict(update: Record<string, unknown>) {
+    const before = publicUpstream.received.length
+    const response = await post(
+      `${publicGateway.webhook}${PATH}`,
+      JSON.stringify(update),
+      telegramHeaders(SECRET),
+    )
+    expect(response.status).toBe(200)
+    const line = await publicGateway.requestLine(response.headers['x-request-id'] as string)
+    return publicUpstream.received.length > before ? 'forwarded' : `${line.reason} ${line.detail}`
+  }
+
+  const pdf = (edit: (document: Record<string, unknown>) => void = () => {}) =>
+    sample('nutgram-035.json', (m) => edit(m.document as Record<string, unknown>))
+  const url = (offset: number) => ({ type: 'url', offset, length: 5 })
+
+  it.each([
+    ['a plain message', () => text('hello'), 'forwarded'],
+    ['a PDF', () => pdf(), 'forwarded'],
+    [
+      'a chat on chats.deny',
+      () => text('hi', (m) => Object.assign(m, { chat: { id: -1001, type: 'group', title: 'g' } })),
+      'chat_not_allowed chats.deny',
+    ],
+    [
+      'a user on users.deny',
+      () => text('hi', (m) => Object.assign(m, { from: { id: 666, is_bot: false, first_name: 'M' } })),
+      'user_not_allowed users.deny',
+    ],
+    [
+      'another bot',
+      () => text('hi', (m) => Object.assign(m, { from: { id: 999, is_bot: true, first_name: 'B' } })),
+      'user_not_allowed users.bots',
+    ],
+    [
+      'an anonymous group admin',
+      () => sample('ktgbotapi-001.json', (m) => Object.assign(m, { text: 'hi' })),
+      'user_not_allowed users.anonymous',
+    ],
+    ['a denied word, any case', () => text('Best CASINO in town'), 'content_not_allowed content.deny[0]'],
+    [
+      'a denied link in a caption',
+      () => sample('nutgram-035.json', (m) => Object.assign(m, { caption: 'see bit.ly/x' })),
+      'content_not_allowed content.deny[1]',
+    ],
+    [
+      'two links',
+      () => text('a.com b.com', (m) => Object.assign(m, { entities: [url(0), url(6)] })),
+      'content_not_allowed content.links',
+    ],
+    ['one link', () => text('a.com', (m) => Object.assign(m, { entities: [url(0)] })), 'forwarded'],
+    [
+      'a voice note',
+      () =>
+        text('', (m) => {
+          delete m.text
+          m.voice = { file_id: 'v', file_unique_id: 'v', duration: 1 }
+        }),
+      'content_not_allowed content.media.voice',
+    ],
+    [
+      'a document of another type',
+      () => pdf((d) => Object.assign(d, { mime_type: 'application/zip', file_name: 'a.zip' })),
+      'content_not_allowed content.media.mime_types',
+    ],
+    [
+      'an .exe named as a PDF',
+      () => pdf((d) => Object.assign(d, { file_name: 'invoice.pdf.exe' })),
+      'content_not_allowed content.media.deny_extensions',
+    ],
+    [
+      'a message via an inline bot',
+      () => text('hi', (m) => Object.assign(m, { via_bot: { id: 5, is_bot: true, first_name: 'I' } })),
+      'content_not_allowed content.via_bot',
+    ],
+  ])('%s: %s', async (_name, update, expected) => {
+    expect(await verdict(update())).toBe(expected)
   })
 })

@@ -47,12 +47,82 @@ function maskUrl(url: URL): string {
 }
 
 export function describePolicy(policy: Policy): string[] {
-  const lines = [`mode ${policy.mode ?? 'enforce'}`]
+  const lines = [`mode ${policy.mode ?? 'enforce'}`, `access ${describeAccess(policy)}`]
   for (const [name, section] of Object.entries(policy)) {
     if (name === 'mode' || section === undefined) continue
     lines.push(`${name} ${JSON.stringify(section)}`)
   }
   return lines
+}
+
+function count(items: readonly unknown[] | undefined, noun: string): string | undefined {
+  return items === undefined || items.length === 0 ? undefined : `${items.length} ${noun}`
+}
+
+/** `only 5 ids + roles team, ops`, or `any`. */
+function allowed(list: readonly (number | string)[] | undefined): string {
+  if (list === undefined) return 'any'
+  const ids = list.filter((item) => typeof item === 'number').length
+  const roles = list.filter((item) => typeof item === 'string')
+  const parts = [
+    ids > 0 ? `${ids} ids` : undefined,
+    roles.length > 0 ? `roles ${roles.join(', ')}` : undefined,
+  ]
+  return `only ${parts.filter(Boolean).join(' + ') || 'nobody'}`
+}
+
+/**
+ * Who may talk to the bot and what they may say, in one line: the chats, users, commands,
+ * content and bans sections at a glance (`botgate check`; the full sections follow it).
+ */
+export function describeAccess(policy: Policy): string {
+  const parts: string[] = []
+  const { chats, users, commands, content, bans } = policy
+  const shadow = (mode: string | undefined) => (mode === 'shadow' ? ' (shadow)' : '')
+  parts.push(
+    chats === undefined
+      ? 'chats any'
+      : `chats ${[chats.types?.join('+') ?? 'any type', count(chats.allow, 'allowed'), count(chats.deny, 'denied')].filter(Boolean).join(', ')}${shadow(chats.mode)}`,
+  )
+  parts.push(
+    users === undefined
+      ? 'users any'
+      : `users ${[allowed(users.allow), count(users.deny, 'denied'), users.bots === 'drop' ? 'no bots' : undefined, users.anonymous === 'drop' ? 'no anonymous' : undefined].filter(Boolean).join(', ')}${shadow(users.mode)}`,
+  )
+  parts.push(
+    commands === undefined
+      ? 'commands any'
+      : `commands ${commands.allow.length} allowed${shadow(commands.mode)}`,
+  )
+  if (content !== undefined) {
+    const media = content.media?.allow
+    const rules = [
+      content.max_text === undefined ? undefined : `max_text ${content.max_text}`,
+      content.args === undefined ? undefined : `${Object.keys(content.args).length} arg rules`,
+      count(content.deny, 'deny patterns'),
+      content.links === undefined ? undefined : `links <= ${content.links}`,
+      media === undefined ? undefined : media.length === 0 ? 'no media' : `media ${media.join('+')}`,
+      content.media?.max_size === undefined ? undefined : 'media sizes',
+      content.media?.mime_types === undefined && content.media?.deny_extensions === undefined
+        ? undefined
+        : 'document types',
+      content.forwarded === 'drop' ? 'no forwards' : undefined,
+      content.via_bot === 'drop' ? 'no via_bot' : undefined,
+    ].filter(Boolean)
+    parts.push(`content ${rules.length === 0 ? 'any' : rules.join(', ')}${shadow(content.mode)}`)
+  }
+  if (bans !== undefined) {
+    const rules = [
+      bans.ips === undefined
+        ? undefined
+        : `ip > ${bans.ips.failures} failures/${bans.ips.within} for ${bans.ips.ban}`,
+      bans.users === undefined
+        ? undefined
+        : `user > ${bans.users.drops} drops/${bans.users.within} for ${bans.users.ban}`,
+    ].filter(Boolean)
+    parts.push(`bans ${rules.join(', ')}${shadow(bans.mode)}`)
+  }
+  return parts.join('; ')
 }
 
 function describeBot(bot: BotConfig): string[] {
@@ -89,7 +159,7 @@ function describeAlerts(config: GatewayConfig): string[] {
   const count = (value: number | undefined) => (value === undefined ? 'off' : `>= ${value}`)
   return [
     `alerts to chat ${alerts.chatId}${alerts.messageThreadId === undefined ? '' : ` topic ${alerts.messageThreadId}`} via ${displayApiBase(alerts.apiBase)}, bot token ${maskSecret(alerts.token)}, every ${formatDuration(alerts.intervalMs)}`,
-    `  bad_secret ${count(thresholds.badSecret)}, ip_not_allowed ${count(thresholds.ipNotAllowed)}, upstream_failures ${count(thresholds.upstreamFailures)}, store_outage ${alerts.storeOutage ? 'on' : 'off'}, reload_refused ${alerts.reloadRefused ? 'on' : 'off'}`,
+    `  bad_secret ${count(thresholds.badSecret)}, ip_not_allowed ${count(thresholds.ipNotAllowed)}, upstream_failures ${count(thresholds.upstreamFailures)}, bans ${count(thresholds.bans)}, store_outage ${alerts.storeOutage ? 'on' : 'off'}, reload_refused ${alerts.reloadRefused ? 'on' : 'off'}`,
   ]
 }
 

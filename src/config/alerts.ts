@@ -13,6 +13,7 @@ export interface AlertThresholds {
   readonly badSecret: number | undefined
   readonly ipNotAllowed: number | undefined
   readonly upstreamFailures: number | undefined
+  readonly bans: number | undefined
 }
 
 export interface AlertsConfig {
@@ -71,6 +72,7 @@ export function resolveAlerts(
       badSecret: count(raw.bad_secret),
       ipNotAllowed: count(raw.ip_not_allowed),
       upstreamFailures: count(raw.upstream_failures),
+      bans: count(raw.bans),
     },
     storeOutage: raw.store_outage,
     reloadRefused: raw.reload_refused,

@@ -384,6 +384,7 @@ export const alertsSchema = Type.Object(
       10,
       'Forwards that failed: upstream_unreachable, upstream_timeout, upstream_error and upstream_busy together.',
     ),
+    bans: threshold(1, 'Automatic bans raised by the policy section bans (addresses and users together).'),
     store_outage: Type.Boolean({
       default: true,
       description: 'Alert when the shared store becomes unreachable, and when it is back. Default: true.',

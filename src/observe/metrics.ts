@@ -178,6 +178,13 @@ export class GatewayMetrics {
       ['bot', 'limit', 'mode'],
     ),
   )
+  readonly bans = this.registry.register(
+    new Counter(
+      'botgate_bans_total',
+      'Automatic bans raised (policy section bans), by bot, kind (ip or user) and mode (enforce, or shadow: would have been).',
+      ['bot', 'kind', 'mode'],
+    ),
+  )
   readonly logLinesDropped = this.registry.register(
     new Counter(
       'botgate_log_lines_dropped_total',

@@ -11,6 +11,7 @@
 
 import { createHash, KeyObject } from 'node:crypto'
 import type { Blocks } from '../blocks/index.js'
+import { type BanEvent, type Bans, createBans } from '../checks/bans/index.js'
 import { createBlockedCheck } from '../checks/blocked/index.js'
 import { createChatsCheck } from '../checks/chats/index.js'
 import { createCommandsCheck } from '../checks/commands/index.js'
@@ -41,8 +42,10 @@ import type { Policy } from './schema.js'
 export interface BotPipeline extends ForwardTarget {
   readonly config: BotConfig
   readonly name: string
-  /** Checks 2-4 (sources, ip limits, secret): before a byte of body is read. */
+  /** Checks 2-4 (sources, address bans, ip limits, secret): before a byte of body is read. */
   readonly requestChecks: readonly RequestCheck[]
+  /** The `bans` section: counts each finished request's reason (undefined: no bans). */
+  readonly bans: Bans | undefined
   /** Check 6: `limit` is the policy's; `readLimit` is larger only in shadow mode. */
   readonly body: { readonly limit: number; readonly readLimit: number }
   /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12; the chat, user and bot limits last. */
@@ -129,6 +132,24 @@ function present<T>(checks: readonly (T | undefined)[]): T[] {
   return checks.filter((check): check is T => check !== undefined)
 }
 
+/** One ban: a log line, the metric and the alert count (the alert says how many, never who). */
+function reportBan(event: BanEvent, deps: CompileDeps): void {
+  const mode = event.shadow ? 'shadow' : 'enforce'
+  deps.metrics.bans.labels(event.bot, event.kind, mode).inc()
+  if (!event.shadow) deps.metrics.bot(event.bot).alerts.bans++
+  deps.logger.warn(
+    {
+      bot: event.bot,
+      kind: event.kind,
+      [event.kind === 'ip' ? 'ip' : 'user_id']: event.kind === 'ip' ? event.subject : Number(event.subject),
+      cause: event.cause,
+      ban_ms: event.durationMs,
+      mode,
+    },
+    event.shadow ? 'would ban (shadow)' : 'banned',
+  )
+}
+
 export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
   const { metrics } = deps
   const policy = bot.policy
@@ -142,11 +163,16 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
   }
   const shared = policyChecks(policy)
   const ipLimits = createIpLimitsCheck(policy.limits, limits)
-  const requestChecks: RequestCheck[] = [
-    shared.sources,
-    ...(ipLimits === undefined ? [] : [ipLimits]),
-    createSecretCheck(bot.secretToken),
-  ]
+  const bans = createBans(policy.bans, isShadow(mode, policy.bans?.mode), {
+    bot: bot.name,
+    store: deps.store,
+    blocks: deps.blocks,
+    onBan: (event) => reportBan(event, deps),
+    onError: (error) => deps.logger.warn({ bot: bot.name, err: error }, 'ban not counted'),
+  })
+  // Check 2: the source list first (no store operation), then a banned address is refused before
+  // its ip limits are consumed and before its secret is compared.
+  const requestChecks = present([shared.sources, bans?.check, ipLimits, createSecretCheck(bot.secretToken)])
   const dedupe = policy.dedupe ?? { ttl: '24h' }
   // SPEC section 3's order. A check with nothing to do under this policy is left out entirely.
   const updateChecks = present([
@@ -184,6 +210,7 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     config: bot,
     name: bot.name,
     requestChecks,
+    bans,
     body: shared.body,
     updateChecks,
     upstream: new Upstream(bot.upstream, deps.pools),

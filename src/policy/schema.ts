@@ -5,6 +5,7 @@
  */
 
 import { type Static, Type } from '@sinclair/typebox'
+import { bansSchema } from '../checks/bans/index.js'
 import { chatsSchema } from '../checks/chats/index.js'
 import { commandsSchema } from '../checks/commands/index.js'
 import { contentSchema } from '../checks/content/index.js'
@@ -30,6 +31,7 @@ export const policySchema = Type.Object(
     roles: Type.Optional(rolesSchema),
     replies: Type.Optional(repliesSchema),
     limits: Type.Optional(limitsSchema),
+    bans: Type.Optional(bansSchema),
   },
   {
     additionalProperties: false,

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Bans } from '../checks/bans/index.js'
 import { settleDedupe } from '../checks/dedupe/index.js'
 import type { Logger } from '../observe/logger.js'
 import { type BotMetrics, NO_BOT } from '../observe/metrics.js'
@@ -113,10 +114,13 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
     exchange: Exchange,
     answer: Answer,
     outgoing: ServerResponse,
+    bans?: Bans,
   ): void => {
     if (exchange.dedupe !== undefined) settleDedupe(exchange.dedupe, answer)
     requests.record(name, metrics, exchange, answer)
     writeAnswer(exchange, answer, outgoing, draining())
+    // After the answer: counting toward a ban never delays it.
+    bans?.observe(exchange, answer.reason)
   }
 
   /** A fault of the gateway itself, outside the pipeline (which answers its own): 500, or a reset once the answer has begun. */
@@ -159,7 +163,7 @@ export function buildWebhookListener(deps: AppDeps): WebhookListener {
       logger.error({ bot: bot.name, request_id: exchange.requestId, err: error }, 'internal error')
       answer = { ...INTERNAL_ERROR, close: hasUnreadBody(incoming) }
     }
-    finish(bot.name, bot.metrics, exchange, answer, outgoing)
+    finish(bot.name, bot.metrics, exchange, answer, outgoing, bot.bans)
   }
 
   return (incoming, outgoing) => {

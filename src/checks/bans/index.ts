@@ -38,8 +38,14 @@ import { SectionMode } from '../mode.js'
 import { TELEGRAM_NETWORKS } from '../sources/index.js'
 import { storeFailure } from '../store.js'
 
-/** The drop reasons a user can be banned for, and the default list. */
+/** The drop reasons a user can be banned for by default: abuse of what the bot allows. */
 export const USER_BAN_REASONS = ['rate_limited', 'content_not_allowed', 'command_forbidden'] as const
+
+/**
+ * The drop reasons `users.reasons` may name: the defaults, and commands off the whitelist (probing
+ * for hidden commands; off by default, as clients send stale commands from old menus).
+ */
+const BANNABLE_REASONS = [...USER_BAN_REASONS, 'command_not_allowed'] as const
 
 /** The reasons an address is banned for: failed authentication. */
 const IP_FAILURES: ReadonlySet<Reason> = new Set<Reason>(['ip_not_allowed', 'bad_secret'])
@@ -84,11 +90,11 @@ export const bansSchema = Type.Object(
           within: duration('The window the drops are counted in, e.g. 10m.'),
           ban: duration('How long a banned user is blocked (an admin API block), e.g. 1h.'),
           reasons: Type.Optional(
-            Type.Array(Type.Union(USER_BAN_REASONS.map((reason) => Type.Literal(reason))), {
+            Type.Array(Type.Union(BANNABLE_REASONS.map((reason) => Type.Literal(reason))), {
               minItems: 1,
               uniqueItems: true,
               description:
-                'The drop reasons that count. Default: rate_limited, content_not_allowed, command_forbidden.',
+                'The drop reasons that count: rate_limited, content_not_allowed, command_forbidden, command_not_allowed. Default: the first three.',
             }),
           ),
         },

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { RE2JS } from 're2js'
 import { describe, expect, it } from 'vitest'
 import { Exchange } from '../../pipeline/exchange.js'
 import { readEnvelope, type Update } from '../../telegram/update.js'
-import { type ContentPolicy, contentProblems, createContentCheck } from './index.js'
+import { type ContentPolicy, contentProblems, createContentCheck, fullMatchBody } from './index.js'
 
 /** A real update shape from test/fixtures/updates (provenance in its MANIFEST.md), edited by `edit`. */
 function sample(file: string, edit: (message: Record<string, unknown>) => void = () => {}): Update {
@@ -182,5 +183,59 @@ describe('the content check', () => {
     const reply = text('see above', [])
     ;(reply.message as Record<string, unknown>).reply_to_message = PDF.message
     expect(verdict({ media: { allow: [] } }, reply)).toBe('pass')
+  })
+})
+
+describe('argument patterns of the shape ^X$ run as a full match of X', () => {
+  it('takes only the patterns whose anchors hold the whole pattern', () => {
+    expect(fullMatchBody('^[0-9]{1,10}$')).toBe('[0-9]{1,10}')
+    expect(fullMatchBody('^(coffee|tea) [0-9]$')).toBe('(coffee|tea) [0-9]')
+    expect(fullMatchBody('^[a|b]+$')).toBe('[a|b]+')
+    expect(fullMatchBody('^a\\\\$')).toBe('a\\\\') // an escaped backslash, then the anchor
+    for (const source of [
+      '^a|b$',
+      '[0-9]+',
+      '^a',
+      'a$',
+      '^a\\$',
+      '(?m)^a$',
+      '^\\Q(\\E|x$',
+      '^[]|]$|x',
+      '^[^]a]|b$',
+    ])
+      expect(fullMatchBody(source), source).toBeUndefined()
+    expect(fullMatchBody('^[]|]$')).toBe('[]|]')
+  })
+
+  it('gives the verdict of the search it replaces', () => {
+    const patterns = [
+      '^[0-9]{1,3}$',
+      '^(a|b)*c$',
+      '^[a|b]+$',
+      '^a\\$$',
+      '^[]a]+$',
+      '^(?i)ab$',
+      '^(?s).$',
+      '^\\w+ \\d$',
+    ]
+    const alphabet = ['a', 'b', 'c', '|', '$', ']', '1', '9', 'A', 'B', ' ', '\n', '\\']
+    let seed = 7
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
+    for (const source of patterns) {
+      const body = fullMatchBody(source)
+      expect(body, source).toBeDefined()
+      const search = RE2JS.compile(source)
+      const full = RE2JS.compile(`(?:${body})`)
+      for (let i = 0; i < 500; i++) {
+        const text = Array.from(
+          { length: Math.floor(random() * 6) },
+          () => alphabet[Math.floor(random() * alphabet.length)],
+        ).join('')
+        expect(full.matches(text), `${source} on ${JSON.stringify(text)}`).toBe(search.test(text))
+      }
+    }
   })
 })

@@ -126,7 +126,9 @@ export const contentSchema = Type.Object(
             }),
           ),
           max_size: Type.Optional(
-            Type.Record(mediaKind, Type.String({ pattern: SIZE_PATTERN }), {
+            // Partial: a record keyed by a union of literals requires every key otherwise.
+            Type.Partial(Type.Record(mediaKind, Type.String({ pattern: SIZE_PATTERN })), {
+              additionalProperties: false,
               description: 'The largest file_size per kind, e.g. { document: 10MiB, photo: 5MiB }.',
               errorMessage: 'must map media kinds to sizes such as 10MiB',
             }),
@@ -194,6 +196,53 @@ function compiled(source: string): RE2JS {
   return pattern
 }
 
+/**
+ * The body X of a pattern `^X$` whose anchors hold the whole pattern: no `|` outside a group or a
+ * class (`^a|b$` is `(^a)|(b$)`) and no multi-line flag (under `(?m)`, `^` and `$` match at every
+ * line). Otherwise undefined. Without `(?m)`, RE2's `$` matches at the end of the text only.
+ */
+export function fullMatchBody(source: string): string | undefined {
+  if (source.length < 2 || source[0] !== '^' || source[source.length - 1] !== '$') return undefined
+  // \Q...\E quotes what follows, brackets and bars included: left to the search.
+  if (/\(\?[a-zA-Z]*m/.test(source) || source.includes('\\Q')) return undefined
+  let depth = 0
+  let inClass = false
+  // Up to the final `$`: an odd run of backslashes before it would escape it.
+  for (let i = 1; i < source.length - 1; i++) {
+    const char = source[i]
+    if (char === '\\') {
+      i++
+      if (i === source.length - 1) return undefined // the final $ is escaped: a literal
+      continue
+    }
+    if (inClass) {
+      if (char === ']') inClass = false
+    } else if (char === '[') {
+      inClass = true
+      if (source[i + 1] === '^') i++
+      if (source[i + 1] === ']') i++ // a leading ] is a literal
+    } else if (char === '(') depth++
+    else if (char === ')') depth--
+    else if (char === '|' && depth === 0) return undefined
+  }
+  return inClass ? undefined : source.slice(1, -1)
+}
+
+/**
+ * An argument rule's test. `^X$`, the usual shape of one, runs as a full match of X: the same
+ * verdict, and re2js takes its one-pass path for it (a 60-character argument against a class of
+ * 200: 0.8 us against 2.5 us as a search).
+ */
+function argumentTest(source: string): (text: string) => boolean {
+  const body = fullMatchBody(source)
+  if (body === undefined) {
+    const pattern = compiled(source)
+    return (text) => pattern.test(text)
+  }
+  const pattern = compiled(`(?:${body})`)
+  return (text) => pattern.matches(text)
+}
+
 function object(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
@@ -227,7 +276,7 @@ export function createContentCheck(
     Object.entries(policy.args ?? {}).map(([name, rule]) => [
       name.toLowerCase(),
       {
-        pattern: rule.pattern === undefined ? undefined : compiled(rule.pattern),
+        pattern: rule.pattern === undefined ? undefined : argumentTest(rule.pattern),
         maxLength: rule.max_length,
       },
     ]),
@@ -302,7 +351,7 @@ export function createContentCheck(
       if (rule === undefined) continue
       if (rule.maxLength !== undefined && command.args.length > rule.maxLength)
         return refuse(exchange, `args.${command.name}`)
-      if (rule.pattern !== undefined && !rule.pattern.test(command.args))
+      if (rule.pattern !== undefined && !rule.pattern(command.args))
         return refuse(exchange, `args.${command.name}`)
     }
     const denied = deniedBy(message.text) ?? deniedBy(message.caption)

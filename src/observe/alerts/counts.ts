@@ -23,6 +23,8 @@ export interface CountSnapshot {
   readonly ipNotAllowed: number
   readonly forwarded: number
   readonly upstream: Readonly<Record<UpstreamReason, number>>
+  /** Automatic bans raised (section `bans`, enforced): not a request reason, counted by the ban itself. */
+  readonly bans: number
 }
 
 export class AlertCounts {
@@ -33,6 +35,7 @@ export class AlertCounts {
   upstreamTimeout = 0
   upstreamError = 0
   upstreamBusy = 0
+  bans = 0
 
   /** Called once per answered request with its reason (from recordRequest). */
   count(reason: Reason): void {
@@ -75,6 +78,7 @@ export class AlertCounts {
         upstream_error: this.upstreamError,
         upstream_busy: this.upstreamBusy,
       },
+      bans: this.bans,
     }
     this.badSecret = 0
     this.ipNotAllowed = 0
@@ -83,6 +87,7 @@ export class AlertCounts {
     this.upstreamTimeout = 0
     this.upstreamError = 0
     this.upstreamBusy = 0
+    this.bans = 0
     return snapshot
   }
 }

@@ -6,7 +6,7 @@ import { AlertRules, type RuleSettings, safeDetail, safeKeyPath } from './rules.
 const MINUTE = 60_000
 const SETTINGS: RuleSettings = {
   intervalMs: MINUTE,
-  thresholds: { badSecret: 5, ipNotAllowed: 10, upstreamFailures: 3 },
+  thresholds: { badSecret: 5, ipNotAllowed: 10, upstreamFailures: 3, bans: 2 },
   storeOutage: true,
   reloadRefused: true,
   instance: 'gw-1',
@@ -26,6 +26,7 @@ function snapshot(
       upstream_busy: 0,
       ...fields.upstream,
     },
+    bans: fields.bans ?? 0,
   }
 }
 
@@ -50,6 +51,20 @@ describe('AlertCounts', () => {
 })
 
 describe('counted alerts', () => {
+  it('reports automatic bans by bot, never who was banned', () => {
+    const rules = new AlertRules(SETTINGS)
+    expect(rules.observe(0, [['shop', snapshot({ bans: 1 })]])).toEqual([])
+    expect(rules.observe(MINUTE, [['news', snapshot({ bans: 1 })]])).toEqual([
+      {
+        kind: 'bans',
+        text: 'botgate alert on gw-1: bans\n2 automatic bans raised in 1m (threshold 2): addresses refused 403 banned, users blocked. The log names them; the admin API lists and lifts user bans.\nBy bot: news 1, shop 1',
+      },
+    ])
+    // Under the threshold: nothing.
+    rules.observe(2 * MINUTE, [['shop', snapshot({ bans: 1 })]])
+    expect(rules.observe(3 * MINUTE, [])).toEqual([])
+  })
+
   it('reports a burst in one message when its window ends, with counts by bot', () => {
     const rules = new AlertRules(SETTINGS)
     expect(
@@ -117,7 +132,7 @@ describe('counted alerts', () => {
     rules.observe(0, [['shop', snapshot({ badSecret: 100, ipNotAllowed: 100 })]])
     rules.configure({
       ...SETTINGS,
-      thresholds: { badSecret: undefined, ipNotAllowed: undefined, upstreamFailures: 3 },
+      thresholds: { badSecret: undefined, ipNotAllowed: undefined, upstreamFailures: 3, bans: undefined },
     })
     expect(rules.observe(MINUTE, [])).toEqual([])
   })

@@ -26,6 +26,7 @@ export type AlertKind =
   | 'bad_secret'
   | 'ip_not_allowed'
   | 'upstream_failures'
+  | 'bans'
   | 'store_outage'
   | 'reload_refused'
 
@@ -48,7 +49,7 @@ const MAX_BOTS_LISTED = 10
 /** Config key paths listed in a refused-reload message. */
 const MAX_PATHS_LISTED = 5
 
-type CountedKind = 'bad_secret' | 'ip_not_allowed' | 'upstream_failures'
+type CountedKind = 'bad_secret' | 'ip_not_allowed' | 'upstream_failures' | 'bans'
 
 interface CountWindow {
   readonly start: number
@@ -130,6 +131,8 @@ export class AlertRules {
         return thresholds.ipNotAllowed
       case 'upstream_failures':
         return thresholds.upstreamFailures
+      case 'bans':
+        return thresholds.bans
     }
   }
 
@@ -153,6 +156,7 @@ export class AlertRules {
     for (const [bot, snapshot] of counts) {
       this.#add('bad_secret', now, bot, snapshot.badSecret)
       this.#add('ip_not_allowed', now, bot, snapshot.ipNotAllowed)
+      this.#add('bans', now, bot, snapshot.bans)
       let failures = 0
       for (const reason of UPSTREAM_REASONS) failures += snapshot.upstream[reason]
       const window = this.#add('upstream_failures', now, bot, failures)
@@ -253,6 +257,11 @@ export class AlertRules {
         lines.push(`By reason: ${reasons.map((reason) => `${reason} ${window.byReason[reason]}`).join(', ')}`)
         break
       }
+      case 'bans':
+        lines.push(
+          `${plural(window.total, 'automatic ban')} raised in ${interval} (threshold ${threshold}): addresses refused 403 banned, users blocked. The log names them; the admin API lists and lifts user bans.`,
+        )
+        break
     }
     lines.push(`By bot: ${byBotText(window.byBot)}`)
     return { kind, text: lines.join('\n') }
