@@ -28,48 +28,60 @@ const burst = (fallback: number, description: string) =>
   })
 
 const rateWithBurst = (fallbackRate: string, fallbackBurst: number, description: string) =>
-  Type.Union(
-    [
-      rate(fallbackRate, description),
-      Type.Object(
-        {
-          rate: rate(fallbackRate, description),
-          burst: Type.Optional(burst(fallbackBurst, 'Messages that may go at once; then one per period/N.')),
-        },
-        { additionalProperties: false },
-      ),
-    ],
-    { description: `${description} A rate, or { rate, burst }.` },
+  Type.Optional(
+    Type.Union(
+      [
+        rate(fallbackRate, description),
+        Type.Object(
+          {
+            rate: rate(fallbackRate, description),
+            burst: Type.Optional(
+              burst(fallbackBurst, 'Messages that may go at once; then one per period/N.'),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { description: `${description} A rate, or { rate, burst }.` },
+    ),
   )
 
 export const pacingSchema = Type.Object(
   {
-    enabled: Type.Boolean({
-      default: true,
-      description: "Pace the bot's calls to Telegram's flood limits. Default: true.",
-    }),
+    enabled: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "Pace the bot's calls to Telegram's flood limits. Default: true.",
+      }),
+    ),
     global: rateWithBurst('30/s', 1, 'Messages per bot, over all chats.'),
     private_chat: rateWithBurst('1/s', 3, 'Messages per private chat.'),
     group_chat: rateWithBurst('20/min', 1, 'Messages per group, supergroup or channel.'),
-    max_queue: Type.Integer({
-      minimum: 1,
-      maximum: 1_000_000,
-      default: 1000,
-      description: "Calls of one bot that may wait; past it the bot gets Telegram's 429. Default: 1000.",
-    }),
-    max_wait: Type.String({
-      pattern: DURATION_PATTERN,
-      default: '30s',
-      description:
-        "The longest a call may wait for its turn (and for one retry); past it the bot gets Telegram's 429. A duration like 500ms or 30s. Default: 30s.",
-      errorMessage: 'must be a duration like 500ms, 25s, 5m, 24h or 7d',
-    }),
-    max_retries: Type.Integer({
-      minimum: 0,
-      maximum: 10,
-      default: 3,
-      description: 'Transparent retries of a call Telegram answered 429. Default: 3.',
-    }),
+    max_queue: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        default: 1000,
+        description: "Calls of one bot that may wait; past it the bot gets Telegram's 429. Default: 1000.",
+      }),
+    ),
+    max_wait: Type.Optional(
+      Type.String({
+        pattern: DURATION_PATTERN,
+        default: '30s',
+        description:
+          "The longest a call may wait for its turn (and for one retry); past it the bot gets Telegram's 429. A duration like 500ms or 30s. Default: 30s.",
+        errorMessage: 'must be a duration like 500ms, 25s, 5m, 24h or 7d',
+      }),
+    ),
+    max_retries: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10,
+        default: 3,
+        description: 'Transparent retries of a call Telegram answered 429. Default: 3.',
+      }),
+    ),
   },
   { additionalProperties: false, description: "Pacing of the bot's calls to Telegram's flood limits." },
 )
