@@ -22,76 +22,21 @@ import {
   StoreError,
   systemClock,
 } from '../../store/index.js'
+import type { Attempt, Paced, PacedCall, RefusalReason } from './call.js'
+import type { PacingConfig, Rate } from './config.js'
 import { MESSAGE_METHODS } from './methods.js'
+import type { PacingMetrics } from './metrics.js'
 
+export type { Attempt, ChatTarget, Paced, PacedCall, RefusalReason } from './call.js'
+export type { PacingConfig, Rate } from './config.js'
 export { chatTarget, MESSAGE_METHODS } from './methods.js'
+export { type PacingMetrics, pacingMetrics } from './metrics.js'
 export { compilePacing, pacingSchema } from './schema.js'
-
-export interface PacingConfig {
-  readonly enabled: boolean
-  /** @default 30 per 1 s, burst 1, per bot */
-  readonly global: Rate
-  /** @default 1 per 1 s, burst 3 */
-  readonly privateChat: Rate
-  /** @default 20 per 60 s, burst 1 (groups, supergroups, channels) */
-  readonly groupChat: Rate
-  /** Calls of one bot waiting for their turn. @default 1000 */
-  readonly maxQueue: number
-  /** The longest a call may wait for its turn before it is answered 429. @default 30_000 */
-  readonly maxWaitMs: number
-  /** Transparent retries after Telegram's 429. @default 3 */
-  readonly maxRetries: number
-}
-
-export interface Rate {
-  readonly count: number
-  readonly periodMs: number
-  readonly burst: number
-}
-
-/** Which chat a call targets: from chat_id (number or @username string); undefined = not chat-bound. */
-export type ChatTarget = { readonly id: string; readonly kind: 'private' | 'group' } | undefined
-
-export interface PacedCall {
-  readonly bot: string
-  readonly method: string
-  readonly chat: ChatTarget
-  /** false: the body cannot be sent again (a streamed upload); a 429 goes back to the bot as is. */
-  readonly retriable: boolean
-}
-
-/** What one attempt at Telegram gave: `retryAfterS` set when Telegram answered 429 with parameters.retry_after. */
-export interface Attempt<T> {
-  readonly value: T
-  readonly retryAfterS?: number
-  /** The 429 was about the bot as a whole, not this chat. */
-  readonly global?: boolean
-}
-
-export type RefusalReason = 'queue_full' | 'wait_too_long' | 'closing' | 'store_unavailable'
-
-export type Paced<T> =
-  | { readonly kind: 'sent'; readonly value: T; readonly queuedMs: number; readonly retries: number }
-  | { readonly kind: 'refused'; readonly retryAfterS: number; readonly why: RefusalReason }
 
 export interface Pacer {
   run<T>(call: PacedCall, attempt: () => Promise<Attempt<T>>): Promise<Paced<T>>
   /** Refuses waiting calls ('closing'); resolves when none is in flight. */
   close(): Promise<void>
-}
-
-/** What pacing reports; {@link GatewayMetrics.pacing} implements it. */
-export interface PacingMetrics {
-  /** Calls of the bot waiting for their turn now. */
-  queueDepth(bot: string, depth: number): void
-  /** A call went to Telegram after waiting `ms` (its first attempt). */
-  sent(bot: string, waitedMs: number): void
-  /** Telegram answered 429. */
-  tooMany(bot: string): void
-  /** A call was sent again after Telegram's 429. */
-  retried(bot: string): void
-  /** A call was answered 429 by the pacer itself. */
-  refused(bot: string, why: RefusalReason): void
 }
 
 export const NO_PACING_METRICS: PacingMetrics = {

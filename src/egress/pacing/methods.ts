@@ -17,7 +17,7 @@
  * chat's order (one call per chat in flight).
  */
 
-import type { ChatTarget } from './index.js'
+import type { ChatTarget } from './call.js'
 
 export const MESSAGE_METHODS: ReadonlySet<string> = new Set([
   'sendMessage',

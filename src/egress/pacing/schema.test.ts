@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs'
 import { Value } from '@sinclair/typebox/value'
 import { describe, expect, it } from 'vitest'
+import { Registry } from '../../observe/prometheus.js'
 import { chatTarget, MESSAGE_METHODS } from './methods.js'
+import { pacingMetrics } from './metrics.js'
 import { compilePacing, pacingSchema } from './schema.js'
 
 describe('pacing config', () => {
@@ -77,5 +79,23 @@ describe('chatTarget', () => {
     expect(chatTarget('@MyChannel')).toEqual({ id: '@mychannel', kind: 'group' })
     for (const none of [undefined, 0, '0', 1.5, 'abc', '@', {}, Number.MAX_VALUE])
       expect(chatTarget(none)).toBeUndefined()
+  })
+})
+
+describe('pacing metrics', () => {
+  it('render on the registry', () => {
+    const registry = new Registry()
+    const metrics = pacingMetrics(registry)
+    metrics.queueDepth('b', 3)
+    metrics.sent('b', 250)
+    metrics.tooMany('b')
+    metrics.retried('b')
+    metrics.refused('b', 'queue_full')
+    const text = registry.render()
+    expect(text).toContain('botgate_egress_queue_depth{bot="b"} 3')
+    expect(text).toContain('botgate_egress_queue_wait_seconds_count{bot="b"} 1')
+    expect(text).toContain('botgate_egress_telegram_429_total{bot="b"} 1')
+    expect(text).toContain('botgate_egress_retries_total{bot="b"} 1')
+    expect(text).toContain('botgate_egress_refused_total{bot="b",reason="queue_full"} 1')
   })
 })

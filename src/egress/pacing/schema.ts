@@ -9,7 +9,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import { parseRate, RATE_PATTERN } from '../../checks/limits/index.js'
 import { DURATION_PATTERN, parseDuration } from '../../config/units.js'
 import { PERIOD_US } from '../../store/gcra.js'
-import type { PacingConfig, Rate } from './index.js'
+import type { PacingConfig, Rate } from './config.js'
 
 const rate = (fallback: string, description: string) =>
   Type.String({
