@@ -141,6 +141,41 @@ describe('pacer', () => {
     expect(Date.now() - start).toBeGreaterThanOrEqual(900)
   })
 
+  it("keeps other calls out of the bot's message budget", async () => {
+    const p = pacer({ global: { count: 1, periodMs: 10_000, burst: 1 }, maxWaitMs: 20_000 })
+    await p.run(send(group('-1')), () => ok(1))
+    const held = p.run(send(group('-2')), () => ok(2))
+    const start = Date.now()
+    const me = await p.run({ bot: 'b', method: 'getMe', chat: undefined, retriable: true }, () => ok('me'))
+    const action = await p.run(
+      { bot: 'b', method: 'sendChatAction', chat: group('-3'), retriable: true },
+      () => ok('typing'),
+    )
+    expect(me).toMatchObject({ kind: 'sent', value: 'me' })
+    expect(action).toMatchObject({ kind: 'sent', value: 'typing' })
+    expect(Date.now() - start).toBeLessThan(5000)
+    await p.close()
+    expect(await held).toMatchObject({ kind: 'refused', why: 'closing' })
+  })
+
+  it('pauses the whole bot after a global 429', async () => {
+    const p = pacer({ maxRetries: 0 })
+    const flood = await p.run(send(group('-1')), async () => ({
+      value: 'flood',
+      retryAfterS: 1,
+      global: true,
+    }))
+    expect(flood).toMatchObject({ kind: 'sent', value: 'flood' })
+    const start = Date.now()
+    await p.run({ bot: 'b', method: 'getMe', chat: undefined, retriable: true }, () => ok('me'))
+    await p.run(send(group('-2')), () => ok('other chat'))
+    expect(Date.now() - start).toBeGreaterThanOrEqual(900)
+    // Another bot is not paused.
+    const other = Date.now()
+    await p.run({ ...send(group('-2')), bot: 'c' }, () => ok('c'))
+    expect(Date.now() - other).toBeLessThan(500)
+  })
+
   it('close() refuses waiting calls and waits for those in flight', async () => {
     const p = pacer({ groupChat: { count: 1, periodMs: 10_000, burst: 1 } })
     let finish: (() => void) | undefined

@@ -17,6 +17,7 @@ import type { Logger } from '../../observe/logger.js'
 import {
   type Clock,
   type LimitKey,
+  type LimitOutcome,
   type LimitSpec,
   type Store,
   StoreError,
@@ -155,8 +156,54 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
       return
     }
     lane.busy = true
-    bot.ready.push(next)
+    admit(bot, next)
+  }
+
+  /**
+   * Its turn in its chat has come: a message joins the bot's ready calls, which the dispatcher
+   * paces; any other call only waits out a pause and goes, never behind the bot's budget.
+   */
+  function admit(bot: BotState, job: Job): void {
+    if (!MESSAGE_METHODS.has(job.call.method)) {
+      void direct(bot, job)
+      return
+    }
+    bot.ready.push(job)
     pump(bot)
+  }
+
+  async function direct(bot: BotState, job: Job): Promise<void> {
+    let paused: number
+    try {
+      paused = await pauseEnd(bot, job.call.chat?.id)
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error
+      refuse(bot, job, 'store_unavailable', 1)
+      return
+    }
+    if (closing) {
+      // close() refused the calls it could see: those of a chat. This one it could not.
+      if (job.call.chat === undefined) job.resolve({ kind: 'refused', retryAfterS: 1, why: 'closing' })
+      return
+    }
+    const now = clock()
+    if (paused > now) {
+      if (paused > job.deadline) refuse(bot, job, 'wait_too_long', seconds(paused - now))
+      else park(bot, job, paused)
+      return
+    }
+    start(bot, job, now)
+  }
+
+  /** Hands the job to Telegram. */
+  function start(bot: BotState, job: Job, now: number): void {
+    bot.waiting--
+    metrics.queueDepth(bot.name, bot.waiting)
+    if (!job.started) {
+      job.started = true
+      metrics.sent(bot.name, now - job.enqueuedAt)
+    }
+    void execute(bot, job)
   }
 
   /** Takes the job out of the ready list until `at`, behind its chat's single timer. */
@@ -167,8 +214,7 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
       if (lane !== undefined) lane.timer = undefined
       else parkedUnbound.delete(timer)
       if (closing) return
-      bot.ready.push(job)
-      pump(bot)
+      admit(bot, job)
     }
     const timer = setTimeout(wake, Math.max(0, at - clock()))
     timer.unref()
@@ -209,7 +255,7 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
       if (job === undefined) return
       const chat = job.call.chat
       let paused: number
-      let outcome: Awaited<ReturnType<Store['limit']>> | undefined
+      let outcome: LimitOutcome
       try {
         paused = await pauseEnd(bot, chat?.id)
         const now = clock()
@@ -219,14 +265,12 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
           else park(bot, job, paused)
           continue
         }
-        if (MESSAGE_METHODS.has(job.call.method)) {
-          const keys: LimitKey[] = [{ spec: globalSpec, key: GLOBAL_KEY, replyKey: undefined }]
-          if (chat !== undefined) {
-            const spec = chat.kind === 'private' ? privateSpec : groupSpec
-            keys.push({ spec, key: chatKey(chat.id), replyKey: undefined })
-          }
-          outcome = await store.limit(bot.name, keys)
+        const keys: LimitKey[] = [{ spec: globalSpec, key: GLOBAL_KEY, replyKey: undefined }]
+        if (chat !== undefined) {
+          const spec = chat.kind === 'private' ? privateSpec : groupSpec
+          keys.push({ spec, key: chatKey(chat.id), replyKey: undefined })
         }
+        outcome = await store.limit(bot.name, keys)
       } catch (error) {
         bot.ready.shift()
         if (!(error instanceof StoreError)) throw error
@@ -235,7 +279,7 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
       }
       if (closing) return
       const now = clock()
-      if (outcome !== undefined && !outcome.allowed) {
+      if (!outcome.allowed) {
         const at = now + Math.ceil(outcome.retryAfterUs / 1000)
         if (at > job.deadline) {
           bot.ready.shift()
@@ -256,13 +300,7 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
         continue
       }
       bot.ready.shift()
-      bot.waiting--
-      metrics.queueDepth(bot.name, bot.waiting)
-      if (!job.started) {
-        job.started = true
-        metrics.sent(bot.name, now - job.enqueuedAt)
-      }
-      void execute(bot, job)
+      start(bot, job, now)
     }
   }
 
@@ -380,8 +418,7 @@ export function createPacer(config: PacingConfig, deps: PacerDeps): Pacer {
           if (lane.busy) return
           lane.busy = true
         }
-        bot.ready.push(job)
-        pump(bot)
+        admit(bot, job)
       })
     },
 
