@@ -11,7 +11,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Bot } from 'grammy'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { apiError, FakeBotApi } from './helpers/bot-api.js'
+import { apiError, FakeBotApi, tooManyRequests } from './helpers/bot-api.js'
 import { botConfig, RunningGateway, secret } from './helpers/gateway.js'
 
 const TOKEN = '4242:AAHreal-token-0123456789abcdefghijklmnop'
@@ -261,5 +261,82 @@ describe('egress streams big bodies', () => {
     const markers = bytes.toString('latin1').split(`[bot${CREDENTIAL}]`).length - 1
     expect(markers).toBeGreaterThan(300)
     expect(bytes.length).toBeGreaterThan(20 * 1024 * 1024)
+  })
+})
+
+describe('egress pacing: Telegram flood limits kept for the bot', () => {
+  let api: FakeBotApi
+  let gateway: RunningGateway
+  let egress: string
+
+  beforeAll(async () => {
+    api = await FakeBotApi.start([TOKEN])
+    gateway = await RunningGateway.start({
+      config: egressConfig(api.url).replace(
+        `api_base: "${api.url}" }`,
+        `api_base: "${api.url}", pacing: { group_chat: "10/s", private_chat: "100/s", max_wait: 5s } }`,
+      ),
+    })
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    egress = `http://${started.egress as string}`
+  })
+
+  afterAll(async () => {
+    await gateway?.stop()
+    await api?.close()
+  })
+
+  const send = (chatId: number, text: string) =>
+    call(egress, `/bot${CREDENTIAL}/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ chat_id: chatId, text }),
+    })
+
+  it("sends a burst to one group at the group's pace, in order, nothing lost", async () => {
+    const started = performance.now()
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const answer = await send(-100777, `m${i}`)
+        return { ...answer, at: performance.now() - started }
+      }),
+    )
+    expect(answers.every((answer) => answer.status === 200)).toBe(true)
+    const texts = api.callsOf('sendMessage').filter((c) => c.params.chat_id === -100777)
+    expect(texts.map((c) => c.params.text)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`))
+    // 10 a second, one at once: the twelfth leaves 1.1 s after the first (a margin for timers).
+    expect(Math.max(...answers.map((answer) => answer.at))).toBeGreaterThan(1000)
+  })
+
+  it('retries a call Telegram answers 429, after the retry_after it names, and the bot sees only the success', async () => {
+    const before = api.callsOf('sendMessage').length
+    api.failNext('sendMessage', tooManyRequests(1))
+    const started = performance.now()
+    const answer = await send(4242, 'after the flood')
+    expect(answer.status).toBe(200)
+    expect(answer.body).toMatchObject({ ok: true, result: { text: 'after the flood' } })
+    expect(performance.now() - started).toBeGreaterThan(900)
+    expect(api.callsOf('sendMessage').length - before).toBe(2)
+    const line = await gateway.waitFor(
+      (l) =>
+        l.msg === 'egress call' &&
+        l.method === 'sendMessage' &&
+        typeof l.queued_ms === 'number' &&
+        (l.queued_ms as number) > 900,
+    )
+    expect(line).toMatchObject({ bot: 'bot', status: 200 })
+  })
+
+  it("answers Telegram's own 429 when a call would wait longer than max_wait", async () => {
+    const burst = await Promise.all(Array.from({ length: 70 }, (_, i) => send(-100888, `x${i}`)))
+    const refused = burst.filter((answer) => answer.status === 429)
+    // 10 a second with at most 5 s of waiting: about 50 go, the rest are refused at once.
+    expect(refused.length).toBeGreaterThan(0)
+    expect(refused[0]?.body).toMatchObject({
+      ok: false,
+      error_code: 429,
+      parameters: { retry_after: expect.any(Number) },
+    })
+    expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThan(30)
   })
 })

@@ -14,6 +14,8 @@
 
 import path from 'node:path'
 import type { JWK } from 'jose'
+import type { PacingConfig } from '../egress/pacing/config.js'
+import { compilePacing } from '../egress/pacing/schema.js'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
 import type { StoreConfig } from '../store/config.js'
 import { type HostPort, parseHostPort } from './address.js'
@@ -39,6 +41,8 @@ export type { TlsConfig } from './tls.js'
 export interface EgressConfig {
   readonly listen: HostPort
   readonly apiBase: URL
+  /** `egress.pacing`: Telegram's flood limits, kept for the bots (docs/egress-pacing.md). */
+  readonly pacing: PacingConfig
 }
 
 export interface GatewayConfig {
@@ -197,5 +201,5 @@ function resolveEgress(
     warnings.push('egress: api_base is plain http to another host: bot tokens cross the network unencrypted')
   if (!isLoopback(listen.host))
     warnings.push(`egress: listen ${raw.listen} is not loopback: keep the egress on a private network`)
-  return { listen, apiBase }
+  return { listen, apiBase, pacing: compilePacing(raw.pacing) }
 }

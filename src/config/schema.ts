@@ -10,6 +10,7 @@
  */
 
 import { type Static, type TOptional, type TString, Type } from '@sinclair/typebox'
+import { pacingSchema } from '../egress/pacing/schema.js'
 import { policySchema } from '../policy/schema.js'
 import { DEFAULT_API_BASE } from '../telegram/bot-api.js'
 import { DURATION_PATTERN } from './units.js'
@@ -412,6 +413,7 @@ const egressSchema = Type.Object(
       'Where calls go, with the real token: the Bot API. Default: https://api.telegram.org.',
       'https://api.telegram.org',
     ),
+    pacing: Type.Optional(pacingSchema),
   },
   {
     additionalProperties: false,

@@ -10,6 +10,8 @@ import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config/load.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
+import type { Store } from '../store/index.js'
+import { createPacer, type Pacer, pacingMetrics } from './pacing/index.js'
 import { Egress, type EgressBot } from './proxy.js'
 
 function egressBots(config: GatewayConfig): EgressBot[] {
@@ -31,16 +33,31 @@ export class EgressListener {
   readonly server: Server
   readonly #logger: Logger
   readonly #metrics: GatewayMetrics
+  /**
+   * One pacer for the process, created from the config at start: its queues, timers and shared
+   * budgets outlive reloads (a change of egress.pacing applies at restart).
+   */
+  readonly #pacer: Pacer
   #egress: Egress
 
   constructor(
     config: GatewayConfig & { egress: NonNullable<GatewayConfig['egress']> },
     logger: Logger,
     metrics: GatewayMetrics,
+    store: Store,
   ) {
     this.#logger = logger
     this.#metrics = metrics
-    this.#egress = new Egress({ apiBase: config.egress.apiBase, bots: egressBots(config) }, logger, metrics)
+    this.#pacer = createPacer(config.egress.pacing, {
+      store,
+      metrics: pacingMetrics(metrics.registry),
+      logger,
+    })
+    this.#egress = new Egress(
+      { apiBase: config.egress.apiBase, bots: egressBots(config), pacer: this.#pacer },
+      logger,
+      metrics,
+    )
     this.server = createServer((request, response) => this.#egress.handle(request, response))
     this.server.keepAliveTimeout = 30_000
   }
@@ -55,6 +72,7 @@ export class EgressListener {
       {
         apiBase: config.egress?.apiBase ?? new URL('https://api.telegram.org'),
         bots: config.egress === undefined ? [] : egressBots(config),
+        pacer: this.#pacer,
       },
       this.#logger,
       this.#metrics,
@@ -65,6 +83,7 @@ export class EgressListener {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
+    await this.#pacer.close()
     await this.#egress.close()
     this.server.closeAllConnections()
     await closed

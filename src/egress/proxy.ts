@@ -15,9 +15,10 @@ import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
-import { Pool } from 'undici'
+import { type Dispatcher, Pool } from 'undici'
 import type { GatewayMetrics } from '../observe/metrics.js'
 import { compileMethodFilter, GUARDED_METHODS, type MethodFilter } from './methods.js'
+import { type Attempt, type ChatTarget, chatTarget, type Pacer } from './pacing/index.js'
 import { scrubText, TokenScrubber } from './scrub.js'
 
 /** One bot reachable through the egress. */
@@ -31,6 +32,68 @@ export interface EgressBot {
 export interface EgressSettings {
   readonly apiBase: URL
   readonly bots: readonly EgressBot[]
+  /** Telegram's flood limits (egress.pacing); one pacer outlives the generations of the config. */
+  readonly pacer: Pacer
+}
+
+/**
+ * Calls whose body is at most this large, as JSON or a form, are read before they are sent: their
+ * chat_id paces them per chat, and a 429 from Telegram can be retried with the same body. Larger
+ * ones and multipart uploads stream through as they arrive: paced by the bot's budget only, and
+ * their 429 goes back to the bot (which pauses the chat or bot for the later calls all the same).
+ */
+const READ_BODY_LIMIT = 1024 * 1024
+
+/** Telegram's answer to one attempt: the streamed answer, or a 429's body, read for its retry_after. */
+interface Sent {
+  readonly answer: Dispatcher.ResponseData
+  readonly text: string | undefined
+}
+
+/** A call's body read whole when it is small JSON or a form; undefined: it streams. */
+async function readSmallBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  const type = (request.headers['content-type'] ?? '').toLowerCase()
+  const length = Number(request.headers['content-length'])
+  const readable =
+    (type.startsWith('application/json') || type.startsWith('application/x-www-form-urlencoded')) &&
+    Number.isSafeInteger(length) &&
+    length <= READ_BODY_LIMIT
+  if (!readable) return undefined
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length
+    if (size > READ_BODY_LIMIT) throw new Error('body larger than its content-length')
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+/** The chat a call is addressed to, from its query, JSON or form `chat_id`. */
+function chatOf(search: string, type: string | undefined, body: Buffer | undefined): ChatTarget {
+  if (body === undefined || body.length === 0)
+    return chatTarget(new URLSearchParams(search).get('chat_id') ?? undefined)
+  if ((type ?? '').toLowerCase().startsWith('application/json')) {
+    try {
+      const value: unknown = JSON.parse(body.toString('utf8'))
+      return typeof value === 'object' && value !== null
+        ? chatTarget((value as Record<string, unknown>).chat_id)
+        : undefined
+    } catch {
+      return undefined // Telegram answers it 400; nothing to pace by
+    }
+  }
+  return chatTarget(new URLSearchParams(body.toString('utf8')).get('chat_id') ?? undefined)
+}
+
+/** `parameters.retry_after` of a 429 body, when it has one. */
+function retryAfterOf(text: string): number | undefined {
+  try {
+    const after = (JSON.parse(text) as { parameters?: { retry_after?: unknown } }).parameters?.retry_after
+    return typeof after === 'number' && after > 0 ? after : undefined
+  } catch {
+    return undefined
+  }
 }
 
 interface Entry {
@@ -76,9 +139,11 @@ export class Egress {
   readonly #basePath: string
   readonly #logger: Logger
   readonly #metrics: GatewayMetrics
+  readonly #pacer: Pacer
 
   constructor(settings: EgressSettings, logger: Logger, metrics: GatewayMetrics) {
     this.#metrics = metrics
+    this.#pacer = settings.pacer
     for (const bot of settings.bots)
       this.#byDigest.set(digest(bot.credential), { bot, allows: compileMethodFilter(bot.allowMethods) })
     this.#pool = new Pool(settings.apiBase.origin, {
@@ -142,12 +207,53 @@ export class Egress {
     headers['accept-encoding'] = 'identity'
     const { token, credential } = entry.bot
     const upstreamPath = `${this.#basePath}/${isFile ? 'file/' : ''}bot${token}/${rest}${search}`
-    const answer = await this.#pool.request({
-      path: upstreamPath,
-      method: request.method,
-      headers,
-      body: request.method === 'POST' ? request : null,
-    })
+    const body = request.method === 'POST' && !isFile ? await readSmallBody(request) : undefined
+    const send = async (): Promise<Attempt<Sent>> => {
+      const answer = await this.#pool.request({
+        path: upstreamPath,
+        method: request.method as 'GET' | 'POST',
+        headers,
+        body: body ?? (request.method === 'POST' ? request : null),
+      })
+      if (answer.statusCode !== 429) return { value: { answer, text: undefined } }
+      // Telegram's flood control: small; read for its retry_after, and kept for the bot if it stays.
+      const text = await answer.body.text()
+      const retryAfterS = retryAfterOf(text)
+      return { value: { answer, text }, ...(retryAfterS === undefined ? {} : { retryAfterS }) }
+    }
+    let answer: Dispatcher.ResponseData
+    let text: string | undefined
+    let queuedMs: number | undefined
+    if (isFile) ({ answer, text } = (await send()).value)
+    else {
+      const chat = chatOf(search, request.headers['content-type'], body)
+      const paced = await this.#pacer.run(
+        {
+          bot: entry.bot.name,
+          method: rest,
+          chat,
+          retriable: body !== undefined || request.method === 'GET',
+        },
+        send,
+      )
+      if (paced.kind === 'refused') {
+        const payload = JSON.stringify({
+          ok: false,
+          error_code: 429,
+          description: `Too Many Requests: retry after ${paced.retryAfterS}`,
+          parameters: { retry_after: paced.retryAfterS },
+        })
+        response.writeHead(429, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+        })
+        response.end(payload)
+        this.#log(entry.bot.name, method, 429, started, paced.why)
+        return
+      }
+      ;({ answer, text } = paced.value)
+      queuedMs = paced.queuedMs
+    }
     const out: Record<string, string> = {}
     for (const name of PASSED_ANSWER_HEADERS) {
       const value = answer.headers[name]
@@ -163,8 +269,9 @@ export class Egress {
       this.#log(entry.bot.name, method, 502, started, 'compressed_answer')
       return
     }
-    await pipeline(answer.body, new TokenScrubber(token, credential), response)
-    this.#log(entry.bot.name, method, answer.statusCode, started)
+    if (text !== undefined) response.end(scrubText(text, token, credential))
+    else await pipeline(answer.body, new TokenScrubber(token, credential), response)
+    this.#log(entry.bot.name, method, answer.statusCode, started, undefined, queuedMs)
   }
 
   #log(
@@ -173,8 +280,16 @@ export class Egress {
     status: number,
     started: number,
     reason?: string,
+    queuedMs?: number,
   ): void {
-    const fields = { bot, method, status, reason, ms: Math.round((performance.now() - started) * 10) / 10 }
+    const fields = {
+      bot,
+      method,
+      status,
+      reason,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      queued_ms: queuedMs === undefined ? undefined : Math.round(queuedMs * 10) / 10,
+    }
     this.#metrics.egressCalls.labels(bot ?? '', metricMethod(method, status), String(status)).inc()
     if (status === 401 || status === 403 || status >= 500) this.#logger.warn(fields, 'egress call')
     else this.#logger.info(fields, 'egress call')

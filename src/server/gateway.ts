@@ -286,7 +286,7 @@ export class Gateway {
     this.#egress =
       config.egress === undefined
         ? undefined
-        : new EgressListener({ ...config, egress: config.egress }, this.logger, this.metrics)
+        : new EgressListener({ ...config, egress: config.egress }, this.logger, this.metrics, this.store)
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
