@@ -24,8 +24,8 @@ function egressConfig(apiBase: string, allow = '[any]'): string {
     top: `egress: { listen: 127.0.0.1:0, api_base: "${apiBase}" }`,
     bot: `    token: "${TOKEN}"
     egress:
-      credential: "${CREDENTIAL}"
-      allow_methods: ${allow}`,
+      credential: "${CREDENTIAL}"`,
+    policy: `sources: { allow: [any] }\noutbound: { allow_methods: ${allow} }`,
   })
 }
 

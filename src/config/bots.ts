@@ -46,7 +46,6 @@ export interface BotConfig {
 
 export interface BotEgressConfig {
   readonly credential: string
-  readonly allowMethods: readonly string[]
 }
 
 /** Telegram gives up on a webhook answer after 60 s (SPEC section 1). */
@@ -216,7 +215,7 @@ export class BotResolver {
       )
       return undefined
     }
-    return { credential, allowMethods: bot.egress.allow_methods }
+    return { credential }
   }
 }
 

@@ -272,11 +272,6 @@ const botEgressSchema = Type.Object(
       'credential',
       'Required: the local key the bot uses in place of its token (same shape, 123:abc..., so frameworks accept it); never the real token.',
     ),
-    allow_methods: Type.Array(Type.String({ pattern: '^[A-Za-z]{1,64}$|^any$' }), {
-      default: ['any'],
-      description:
-        'Bot API methods the bot may call; any: all but setWebhook, deleteWebhook, logOut, close and getUpdates, which are allowed only when listed by name. Default: [any].',
-    }),
   },
   {
     additionalProperties: false,

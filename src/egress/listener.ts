@@ -8,6 +8,7 @@
 
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
+import { outboundFilter } from '../checks/outbound/index.js'
 import type { GatewayConfig } from '../config/load.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
 import type { Store } from '../store/index.js'
@@ -22,7 +23,8 @@ function egressBots(config: GatewayConfig): EgressBot[] {
       name: bot.name,
       credential: bot.egress.credential,
       token: bot.token,
-      allowMethods: bot.egress.allowMethods,
+      // The policy's outbound section: the same filter as the bot's webhook answers.
+      allows: outboundFilter(bot.policy.outbound),
     })
   }
   return bots

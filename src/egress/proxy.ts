@@ -16,8 +16,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { type Dispatcher, Pool } from 'undici'
+import { GUARDED_METHODS, type MethodFilter } from '../checks/outbound/index.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
-import { compileMethodFilter, GUARDED_METHODS, type MethodFilter } from './methods.js'
 import { type Attempt, type ChatTarget, chatTarget, type Pacer } from './pacing/index.js'
 import { scrubText, TokenScrubber } from './scrub.js'
 
@@ -26,7 +26,8 @@ export interface EgressBot {
   readonly name: string
   readonly credential: string
   readonly token: string
-  readonly allowMethods: readonly string[]
+  /** The policy's `outbound` method filter. */
+  readonly allows: MethodFilter
 }
 
 export interface EgressSettings {
@@ -96,11 +97,6 @@ function retryAfterOf(text: string): number | undefined {
   }
 }
 
-interface Entry {
-  readonly bot: EgressBot
-  readonly allows: MethodFilter
-}
-
 /** Headers of the bot's call passed on to Telegram; nothing else (no cookies, no auth, no host). */
 const PASSED_REQUEST_HEADERS = ['content-type', 'content-length', 'accept', 'range']
 /** Headers of Telegram's answer passed back; the length may change when the token is replaced. */
@@ -134,7 +130,7 @@ function telegramError(response: ServerResponse, code: number, description: stri
  * lookup's time does not depend on how much of a guessed credential matches a real one.
  */
 export class Egress {
-  readonly #byDigest = new Map<string, Entry>()
+  readonly #byDigest = new Map<string, EgressBot>()
   readonly #pool: Pool
   readonly #basePath: string
   readonly #logger: Logger
@@ -144,8 +140,7 @@ export class Egress {
   constructor(settings: EgressSettings, logger: Logger, metrics: GatewayMetrics) {
     this.#metrics = metrics
     this.#pacer = settings.pacer
-    for (const bot of settings.bots)
-      this.#byDigest.set(digest(bot.credential), { bot, allows: compileMethodFilter(bot.allowMethods) })
+    for (const bot of settings.bots) this.#byDigest.set(digest(bot.credential), bot)
     this.#pool = new Pool(settings.apiBase.origin, {
       headersTimeout: HEADERS_TIMEOUT_MS,
       bodyTimeout: HEADERS_TIMEOUT_MS,
@@ -189,13 +184,13 @@ export class Egress {
     if (!isFile && (rest.includes('/') || !entry.allows(rest))) {
       request.resume()
       telegramError(response, 403, 'Forbidden: method not allowed by botgate policy')
-      this.#log(entry.bot.name, method, 403, started, 'method_not_allowed')
+      this.#log(entry.name, method, 403, started, 'method_not_allowed')
       return
     }
     if (request.method !== 'GET' && request.method !== 'POST') {
       request.resume()
       telegramError(response, 405, 'Method Not Allowed')
-      this.#log(entry.bot.name, method, 405, started)
+      this.#log(entry.name, method, 405, started)
       return
     }
     const headers: Record<string, string> = {}
@@ -205,7 +200,7 @@ export class Egress {
     }
     // Answers must be scannable for the token: ask for them uncompressed.
     headers['accept-encoding'] = 'identity'
-    const { token, credential } = entry.bot
+    const { token, credential } = entry
     const upstreamPath = `${this.#basePath}/${isFile ? 'file/' : ''}bot${token}/${rest}${search}`
     const body = request.method === 'POST' && !isFile ? await readSmallBody(request) : undefined
     const send = async (): Promise<Attempt<Sent>> => {
@@ -229,7 +224,7 @@ export class Egress {
       const chat = chatOf(search, request.headers['content-type'], body)
       const paced = await this.#pacer.run(
         {
-          bot: entry.bot.name,
+          bot: entry.name,
           method: rest,
           chat,
           retriable: body !== undefined || request.method === 'GET',
@@ -248,7 +243,7 @@ export class Egress {
           'content-length': Buffer.byteLength(payload),
         })
         response.end(payload)
-        this.#log(entry.bot.name, method, 429, started, paced.why)
+        this.#log(entry.name, method, 429, started, paced.why)
         return
       }
       ;({ answer, text } = paced.value)
@@ -266,12 +261,12 @@ export class Egress {
     if (out['content-encoding'] !== undefined && out['content-encoding'] !== 'identity') {
       answer.body.destroy()
       response.destroy()
-      this.#log(entry.bot.name, method, 502, started, 'compressed_answer')
+      this.#log(entry.name, method, 502, started, 'compressed_answer')
       return
     }
     if (text !== undefined) response.end(scrubText(text, token, credential))
     else await pipeline(answer.body, new TokenScrubber(token, credential), response)
-    this.#log(entry.bot.name, method, answer.statusCode, started, undefined, queuedMs)
+    this.#log(entry.name, method, answer.statusCode, started, undefined, queuedMs)
   }
 
   #log(

@@ -94,7 +94,7 @@ function policyChecks(policy: Policy): PolicyChecks {
     // Its patterns are compiled once per policy, however many bots share it.
     content: createContentCheck(policy.content, isShadow(mode, policy.content?.mode)),
     body: bodyLimits(updates, updatesShadow),
-    replyFilter: createReplyFilter(policy.replies),
+    replyFilter: createReplyFilter(policy.replies, policy.outbound),
     replyShadow: isShadow(mode, policy.replies?.mode),
   }
   compiled.set(policy, checks)

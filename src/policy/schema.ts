@@ -12,6 +12,7 @@ import { contentSchema } from '../checks/content/index.js'
 import { dedupeSchema } from '../checks/dedupe/index.js'
 import { limitsSchema } from '../checks/limits/index.js'
 import { SectionMode } from '../checks/mode.js'
+import { outboundSchema } from '../checks/outbound/index.js'
 import { repliesSchema } from '../checks/replies/index.js'
 import { rolesSchema } from '../checks/roles/index.js'
 import { sourcesSchema } from '../checks/sources/index.js'
@@ -30,6 +31,7 @@ export const policySchema = Type.Object(
     content: Type.Optional(contentSchema),
     roles: Type.Optional(rolesSchema),
     replies: Type.Optional(repliesSchema),
+    outbound: Type.Optional(outboundSchema),
     limits: Type.Optional(limitsSchema),
     bans: Type.Optional(bansSchema),
   },

@@ -36,15 +36,29 @@ describe('replyMethod', () => {
 
 describe('createReplyFilter', () => {
   it('is absent without allow_methods: nothing to parse on the request path', () => {
-    expect(createReplyFilter(undefined)).toBeUndefined()
-    expect(createReplyFilter({})).toBeUndefined()
+    expect(createReplyFilter(undefined, undefined)).toBeUndefined()
+    expect(createReplyFilter({}, undefined)).toBeUndefined()
   })
 
   it('allows listed methods case-insensitively, answers without a method, and refuses the rest', () => {
-    const filter = createReplyFilter({ allow_methods: ['sendMessage'] })
+    const filter = createReplyFilter({ allow_methods: ['sendMessage'] }, undefined)
     expect(filter?.('application/json', json({ method: 'SendMessage' }))).toBeUndefined()
     expect(filter?.('application/json', json({}))).toBeUndefined()
     expect(filter?.('application/json', json({ method: 'deleteMessage' }))).toBe('reply_method_not_allowed')
     expect(filter?.('text/html', Buffer.from('<p>'))).toBe('reply_method_not_allowed')
+  })
+
+  it('applies the outbound section, the egress filter, and replies.allow_methods only narrows it', () => {
+    const outbound = createReplyFilter(undefined, { allow_methods: ['messaging'] })
+    expect(outbound?.('application/json', json({ method: 'sendPhoto' }))).toBeUndefined()
+    expect(outbound?.('application/json', json({ method: 'banChatMember' }))).toBe('reply_method_not_allowed')
+    expect(outbound?.('application/json', json({ method: 'deleteWebhook' }))).toBe('reply_method_not_allowed')
+    const both = createReplyFilter(
+      { allow_methods: ['sendMessage', 'banChatMember'] },
+      { allow_methods: ['messaging'] },
+    )
+    expect(both?.('application/json', json({ method: 'sendMessage' }))).toBeUndefined()
+    expect(both?.('application/json', json({ method: 'sendPhoto' }))).toBe('reply_method_not_allowed')
+    expect(both?.('application/json', json({ method: 'banChatMember' }))).toBe('reply_method_not_allowed')
   })
 })

@@ -10,6 +10,7 @@
 
 import { type Static, Type } from '@sinclair/typebox'
 import { SectionMode } from '../mode.js'
+import { type OutboundPolicy, outboundFilter } from '../outbound/index.js'
 
 export const repliesSchema = Type.Object(
   {
@@ -82,13 +83,30 @@ export function replyMethod(contentType: string | undefined, body: Buffer): stri
   return undefined
 }
 
-export function createReplyFilter(policy: RepliesPolicy | undefined): ReplyFilter | undefined {
-  if (policy?.allow_methods === undefined) return undefined
-  const allowed = new Set(policy.allow_methods.map((method) => method.toLowerCase()))
+/**
+ * The filter of webhook answers: a method must pass the policy's `outbound` section (the one
+ * method filter the egress applies too) and, when given, `replies.allow_methods` (which can only
+ * narrow it). Without either section, answers pass as they are.
+ */
+export function createReplyFilter(
+  policy: RepliesPolicy | undefined,
+  outbound: OutboundPolicy | undefined,
+): ReplyFilter | undefined {
+  if (policy?.allow_methods === undefined && outbound === undefined) return undefined
+  const listed =
+    policy?.allow_methods === undefined
+      ? undefined
+      : new Set(policy.allow_methods.map((method) => method.toLowerCase()))
+  const allows = outbound === undefined ? undefined : outboundFilter(outbound)
   return (contentType, body) => {
     const method = replyMethod(contentType, body)
     if (method === null) return undefined
-    if (method !== undefined && allowed.has(method.toLowerCase())) return undefined
+    if (
+      method !== undefined &&
+      (listed === undefined || listed.has(method.toLowerCase())) &&
+      (allows === undefined || allows(method))
+    )
+      return undefined
     return 'reply_method_not_allowed'
   }
 }
