@@ -411,11 +411,36 @@ describe('deploy/kubernetes/sidecar: the bot in the pod', () => {
     // The bot reads the same upstream secret file botgate sends.
     expect(env.BOTGATE_UPSTREAM_SECRET_FILE).toBe(config.bots[0].upstream.secret_token_file)
   })
+
+  it("mounts the bot token into botgate's container only", () => {
+    const volumes = new Map((spec.volumes as K8sObject[]).map((volume) => [volume.name, volume]))
+    const projected = (name: string) => {
+      const secret = volumes.get(name)?.secret
+      return secret?.items === undefined
+        ? 'the whole secret'
+        : secret.items.map((item: K8sObject) => item.key)
+    }
+    const mounts = (bot.volumeMounts as K8sObject[]).filter((mount) => volumes.get(mount.name)?.secret)
+    expect(mounts.map((mount) => projected(mount.name))).toEqual([['shop_upstream_secret']])
+    const botgate = (spec.containers as K8sObject[]).find((c) => c.name === 'botgate') as K8sObject
+    const tokenFile = config.bots[0].token_file as string
+    expect(
+      (botgate.volumeMounts as K8sObject[]).some(
+        (mount) =>
+          tokenFile.startsWith(`${mount.mountPath}/`) && projected(mount.name) === 'the whole secret',
+      ),
+    ).toBe(true)
+  })
 })
 
 describe('deploy/kubernetes/shared: the pool, Redis and the bot', () => {
   const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes/shared'))
   const { objects } = kustomization
+
+  it("gives the bot token to botgate's Secret only, never the bot's", () => {
+    expect(kustomization.secrets.get('botgate-secrets')).toContain('shop_bot_token')
+    expect(kustomization.secrets.get('shop-bot-secrets')).toEqual(['shop_upstream_secret'])
+  })
   const deployment = find(objects, 'Deployment', 'botgate')
   const { config } = podFacts(kustomization, deployment)
   const gatewayLabels = deployment.spec.template.metadata.labels
