@@ -340,3 +340,39 @@ describe('egress pacing: Telegram flood limits kept for the bot', () => {
     expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThan(30)
   })
 })
+
+describe('egress alerts', () => {
+  const ALERT_TOKEN = '777000:alert-bot-token-egress_ABCDEFGHIJKLM'
+  let api: FakeBotApi
+  let gateway: RunningGateway
+  let egress: string
+
+  beforeAll(async () => {
+    // The fake Bot API knows the alert bot, not the shop bot's token: as if it had been revoked.
+    api = await FakeBotApi.start([ALERT_TOKEN])
+    gateway = await RunningGateway.start({
+      config: egressConfig(api.url).replace(
+        'egress: {',
+        `alerts: { token: "${ALERT_TOKEN}", chat_id: -100123, api_base: "${api.url}", interval: 2s }\negress: {`,
+      ),
+    })
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    egress = `http://${started.egress as string}`
+  })
+
+  afterAll(async () => {
+    await gateway?.stop()
+    await api?.close()
+  })
+
+  it('raises egress_token_rejected when Telegram refuses the token, naming the bot only', async () => {
+    const answer = await call(egress, `/bot${CREDENTIAL}/getMe`)
+    expect(answer.status).toBe(401)
+    expect(answer.text).not.toContain(TOKEN)
+    const [alert] = await api.waitForCalls('sendMessage', 1)
+    expect(alert?.token).toBe(ALERT_TOKEN)
+    expect(String(alert?.params.text)).toContain('egress_token_rejected')
+    expect(String(alert?.params.text)).toContain('By bot: bot 1')
+    expect(JSON.stringify(api.calls)).not.toContain(CREDENTIAL)
+  })
+})

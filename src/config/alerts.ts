@@ -14,6 +14,8 @@ export interface AlertThresholds {
   readonly ipNotAllowed: number | undefined
   readonly upstreamFailures: number | undefined
   readonly bans: number | undefined
+  readonly egressTokenRejected: number | undefined
+  readonly egressFlood: number | undefined
 }
 
 export interface AlertsConfig {
@@ -73,6 +75,8 @@ export function resolveAlerts(
       ipNotAllowed: count(raw.ip_not_allowed),
       upstreamFailures: count(raw.upstream_failures),
       bans: count(raw.bans),
+      egressTokenRejected: count(raw.egress_token_rejected),
+      egressFlood: count(raw.egress_flood),
     },
     storeOutage: raw.store_outage,
     reloadRefused: raw.reload_refused,

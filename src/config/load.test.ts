@@ -71,7 +71,14 @@ describe('loadConfig: a valid config', () => {
       messageThreadId: undefined,
       apiBase: 'https://api.telegram.org',
       intervalMs: 300_000,
-      thresholds: { badSecret: 20, ipNotAllowed: undefined, upstreamFailures: 3, bans: 1 },
+      thresholds: {
+        badSecret: 20,
+        ipNotAllowed: undefined,
+        upstreamFailures: 3,
+        bans: 1,
+        egressTokenRejected: 1,
+        egressFlood: 10,
+      },
       storeOutage: true,
       reloadRefused: false,
     })

@@ -381,6 +381,11 @@ export const alertsSchema = Type.Object(
       'Forwards that failed: upstream_unreachable, upstream_timeout, upstream_error and upstream_busy together.',
     ),
     bans: threshold(1, 'Automatic bans raised by the policy section bans (addresses and users together).'),
+    egress_token_rejected: threshold(
+      1,
+      'Egress calls Telegram answered 401: the bot token was revoked (or is wrong).',
+    ),
+    egress_flood: threshold(10, 'Egress calls Telegram answered 429 (its flood control), retried or not.'),
     store_outage: Type.Boolean({
       default: true,
       description: 'Alert when the shared store becomes unreachable, and when it is back. Default: true.',

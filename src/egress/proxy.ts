@@ -210,7 +210,9 @@ export class Egress {
         headers,
         body: body ?? (request.method === 'POST' ? request : null),
       })
+      if (answer.statusCode === 401) this.#metrics.bot(entry.name).alerts.egressRejected++
       if (answer.statusCode !== 429) return { value: { answer, text: undefined } }
+      this.#metrics.bot(entry.name).alerts.egressFlood++
       // Telegram's flood control: small; read for its retry_after, and kept for the bot if it stays.
       const text = await answer.body.text()
       const retryAfterS = retryAfterOf(text)

@@ -25,6 +25,10 @@ export interface CountSnapshot {
   readonly upstream: Readonly<Record<UpstreamReason, number>>
   /** Automatic bans raised (section `bans`, enforced): not a request reason, counted by the ban itself. */
   readonly bans: number
+  /** Egress calls Telegram answered 401: the bot's token is revoked or wrong. */
+  readonly egressRejected: number
+  /** Egress calls Telegram answered 429 (flood control), retried or not. */
+  readonly egressFlood: number
 }
 
 export class AlertCounts {
@@ -36,6 +40,8 @@ export class AlertCounts {
   upstreamError = 0
   upstreamBusy = 0
   bans = 0
+  egressRejected = 0
+  egressFlood = 0
 
   /** Called once per answered request with its reason (from recordRequest). */
   count(reason: Reason): void {
@@ -79,6 +85,8 @@ export class AlertCounts {
         upstream_busy: this.upstreamBusy,
       },
       bans: this.bans,
+      egressRejected: this.egressRejected,
+      egressFlood: this.egressFlood,
     }
     this.badSecret = 0
     this.ipNotAllowed = 0
@@ -88,6 +96,8 @@ export class AlertCounts {
     this.upstreamError = 0
     this.upstreamBusy = 0
     this.bans = 0
+    this.egressRejected = 0
+    this.egressFlood = 0
     return snapshot
   }
 }

@@ -6,7 +6,14 @@ import { AlertRules, type RuleSettings, safeDetail, safeKeyPath } from './rules.
 const MINUTE = 60_000
 const SETTINGS: RuleSettings = {
   intervalMs: MINUTE,
-  thresholds: { badSecret: 5, ipNotAllowed: 10, upstreamFailures: 3, bans: 2 },
+  thresholds: {
+    badSecret: 5,
+    ipNotAllowed: 10,
+    upstreamFailures: 3,
+    bans: 2,
+    egressTokenRejected: 1,
+    egressFlood: 3,
+  },
   storeOutage: true,
   reloadRefused: true,
   instance: 'gw-1',
@@ -27,6 +34,8 @@ function snapshot(
       ...fields.upstream,
     },
     bans: fields.bans ?? 0,
+    egressRejected: fields.egressRejected ?? 0,
+    egressFlood: fields.egressFlood ?? 0,
   }
 }
 
@@ -51,6 +60,17 @@ describe('AlertCounts', () => {
 })
 
 describe('counted alerts', () => {
+  it("reports the egress's revoked token and Telegram's flood control, by bot", () => {
+    const rules = new AlertRules(SETTINGS)
+    rules.observe(0, [['shop', snapshot({ egressRejected: 2, egressFlood: 2 })]])
+    const due = rules.observe(MINUTE, [['news', snapshot({ egressFlood: 1 })]])
+    expect(due.map((alert) => alert.kind).sort()).toEqual(['egress_flood', 'egress_token_rejected'])
+    expect(due.find((alert) => alert.kind === 'egress_token_rejected')?.text).toContain(
+      '2 egress calls answered 401 by Telegram in 1m (threshold 1): the bot token is revoked or wrong.',
+    )
+    expect(due.find((alert) => alert.kind === 'egress_flood')?.text).toContain('By bot: shop 2, news 1')
+  })
+
   it('reports automatic bans by bot, never who was banned', () => {
     const rules = new AlertRules(SETTINGS)
     expect(rules.observe(0, [['shop', snapshot({ bans: 1 })]])).toEqual([])
@@ -132,7 +152,14 @@ describe('counted alerts', () => {
     rules.observe(0, [['shop', snapshot({ badSecret: 100, ipNotAllowed: 100 })]])
     rules.configure({
       ...SETTINGS,
-      thresholds: { badSecret: undefined, ipNotAllowed: undefined, upstreamFailures: 3, bans: undefined },
+      thresholds: {
+        badSecret: undefined,
+        ipNotAllowed: undefined,
+        upstreamFailures: 3,
+        bans: undefined,
+        egressTokenRejected: undefined,
+        egressFlood: undefined,
+      },
     })
     expect(rules.observe(MINUTE, [])).toEqual([])
   })

@@ -27,6 +27,8 @@ export type AlertKind =
   | 'ip_not_allowed'
   | 'upstream_failures'
   | 'bans'
+  | 'egress_token_rejected'
+  | 'egress_flood'
   | 'store_outage'
   | 'reload_refused'
 
@@ -49,7 +51,13 @@ const MAX_BOTS_LISTED = 10
 /** Config key paths listed in a refused-reload message. */
 const MAX_PATHS_LISTED = 5
 
-type CountedKind = 'bad_secret' | 'ip_not_allowed' | 'upstream_failures' | 'bans'
+type CountedKind =
+  | 'bad_secret'
+  | 'ip_not_allowed'
+  | 'upstream_failures'
+  | 'bans'
+  | 'egress_token_rejected'
+  | 'egress_flood'
 
 interface CountWindow {
   readonly start: number
@@ -133,6 +141,10 @@ export class AlertRules {
         return thresholds.upstreamFailures
       case 'bans':
         return thresholds.bans
+      case 'egress_token_rejected':
+        return thresholds.egressTokenRejected
+      case 'egress_flood':
+        return thresholds.egressFlood
     }
   }
 
@@ -157,6 +169,8 @@ export class AlertRules {
       this.#add('bad_secret', now, bot, snapshot.badSecret)
       this.#add('ip_not_allowed', now, bot, snapshot.ipNotAllowed)
       this.#add('bans', now, bot, snapshot.bans)
+      this.#add('egress_token_rejected', now, bot, snapshot.egressRejected)
+      this.#add('egress_flood', now, bot, snapshot.egressFlood)
       let failures = 0
       for (const reason of UPSTREAM_REASONS) failures += snapshot.upstream[reason]
       const window = this.#add('upstream_failures', now, bot, failures)
@@ -257,6 +271,16 @@ export class AlertRules {
         lines.push(`By reason: ${reasons.map((reason) => `${reason} ${window.byReason[reason]}`).join(', ')}`)
         break
       }
+      case 'egress_token_rejected':
+        lines.push(
+          `${plural(window.total, 'egress call')} answered 401 by Telegram in ${interval} (threshold ${threshold}): the bot token is revoked or wrong. Replace it (token_file) and reload.`,
+        )
+        break
+      case 'egress_flood':
+        lines.push(
+          `${plural(window.total, 'egress call')} answered 429 by Telegram in ${interval} (threshold ${threshold}): the bot sends faster than Telegram allows; egress.pacing retries them, but check its limits.`,
+        )
+        break
       case 'bans':
         lines.push(
           `${plural(window.total, 'automatic ban')} raised in ${interval} (threshold ${threshold}): addresses refused 403 banned, users blocked. The log names them; the admin API lists and lifts user bans.`,
