@@ -68,7 +68,7 @@ const started = async (name, pacing) => {
 const off = await started('pacing-off', '{ enabled: false }')
 const on = await started(
   'pacing-on',
-  '{ global: 10000000/s, private_chat: { rate: 10000000/s, burst: 10000 }, group_chat: 10000000/s, max_queue: 100000 }',
+  '{ global: { rate: 10000000/s, burst: 10000 }, private_chat: { rate: 10000000/s, burst: 10000 }, group_chat: { rate: 10000000/s, burst: 10000 }, max_queue: 100000 }',
 )
 
 const targets = [
