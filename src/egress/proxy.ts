@@ -158,7 +158,10 @@ export class Egress {
   readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
     const started = performance.now()
     void this.#handle(request, response, started).catch((error: unknown) => {
-      this.#logger.warn({ error: (error as Error).message }, 'egress call failed')
+      // The error's name and code only: a message of the HTTP client could quote the URL, which
+      // holds the token.
+      const { name, code } = error as NodeJS.ErrnoException
+      this.#logger.warn({ error: name, code }, 'egress call failed')
       if (!response.headersSent)
         telegramError(response, 502, 'Bad Gateway: botgate could not reach the Bot API')
       else response.destroy()
