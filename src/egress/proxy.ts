@@ -2,7 +2,7 @@
  * @module
  * The egress listener's handler: the Bot API's own protocol (`/bot<credential>/<method>`,
  * `/file/bot<credential>/<file_path>`), where `<credential>` is a bot's local egress key. The
- * handler finds the bot by its credential, refuses methods its `allow_methods` does not allow,
+ * handler finds the bot by its credential, refuses methods its policy's `outbound` does not allow,
  * swaps the credential for the real token and streams the call to `egress.api_base` over a
  * keep-alive pool, then streams the answer back with the token replaced by the credential.
  *
