@@ -133,7 +133,11 @@ describe('runChecks with deferred verdicts (store chains)', () => {
     const blocks = deferred('blocked', seen)
     const limits = deferred('limits', seen)
     const invalid = drop('invalid_update')
-    const result = runChecks([blocks.check, pure(invalid, seen, 'schema'), limits.check], exchange(), undefined)
+    const result = runChecks(
+      [blocks.check, pure(invalid, seen, 'schema'), limits.check],
+      exchange(),
+      undefined,
+    )
     blocks.settle(undefined)
     expect(await result).toBe(invalid)
     expect(seen).toEqual(['blocked', 'schema'])
