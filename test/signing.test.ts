@@ -73,7 +73,18 @@ async function reload(shopKeys: string, files: Record<string, string> = {}) {
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(gateway.dir, name), content)
   writeFileSync(path.join(gateway.dir, 'gateway.yaml'), config(shopKeys))
   gateway.child.kill('SIGHUP')
-  await gateway.waitFor(() => gateway.lines.filter((line) => line.msg === 'config reloaded').length > before)
+  // The file's change starts a reload of its own too (the folder is watched): wait for the one
+  // that read this change, not a late no-change reload of the previous call.
+  const reloads = () => gateway.lines.filter((line) => line.msg === 'config reloaded')
+  await gateway.waitFor((line) => {
+    const bots = line.bots as { changed: number; added: number; removed: number } | undefined
+    return (
+      line.msg === 'config reloaded' &&
+      reloads().indexOf(line) >= before &&
+      bots !== undefined &&
+      bots.changed + bots.added + bots.removed > 0
+    )
+  })
 }
 
 async function jwks() {

@@ -18,6 +18,10 @@
  *   its chat and user keys directly, so the change applies at once, and a refresh of the snapshot
  *   starts in the background (one `list`, off the request path).
  *
+ * With a store that chains (Redis), the read is the first step of the update's chain
+ * ({@link BotBlocks.matchOn}): the store applies the same rule, given the snapshot's generation and
+ * verdict, in the round trip that also claims the dedupe mark and evaluates the limits.
+ *
  * The generation is read on every update rather than cached: a cached "no blocks" would let a
  * replica miss a block written on another one. Writers write the block key first and the new
  * generation second, and a reader lists only after reading a generation, so a snapshot is never
@@ -26,8 +30,8 @@
 
 import { randomBytes } from 'node:crypto'
 import { isPromise } from '../pipeline/run.js'
-import type { Clock, Maybe, Store } from '../store/index.js'
-import { systemClock } from '../store/index.js'
+import type { Chain, Clock, Maybe, Store } from '../store/index.js'
+import { SKIPPED, systemClock } from '../store/index.js'
 
 export type BlockKind = 'chat' | 'user'
 
@@ -98,6 +102,40 @@ export class BotBlocks {
         () => this.#fromSnapshot(chatId, userId),
       )
     return this.#decide(generation, chatId, userId)
+  }
+
+  /** The store the request path reads: the chain of an update is opened on it. */
+  get store(): Store {
+    return this.#store
+  }
+
+  /**
+   * {@link match} as the first step of an update's chain: the store reads the generation and, when
+   * it is not the snapshot's, the block keys, and applies the block in the same round trip as the
+   * steps after it. Rejects with the chain when the store fails (the runner then calls `match`).
+   */
+  matchOn(
+    chain: Chain,
+    chatId: number | undefined,
+    userId: number | undefined,
+  ): Promise<BlockKind | undefined> {
+    const keys: string[] = []
+    if (chatId !== undefined) keys.push(`${this.#prefix}chat:${chatId}`)
+    if (userId !== undefined) keys.push(`${this.#prefix}user:${userId}`)
+    const known = this.#fromSnapshot(chatId, userId)
+    const query = {
+      generationKey: this.#generationKey,
+      known: this.#generation,
+      knownFound: known === undefined ? -1 : known === 'chat' ? 0 : keys.length - 1,
+      keys,
+    }
+    return chain.blocks(query).then((answer) => {
+      if (answer === SKIPPED) return undefined
+      const { generation, found } = answer
+      if (generation !== undefined && generation !== this.#generation) this.#refresh(generation)
+      if (found < 0) return undefined
+      return found === 0 && chatId !== undefined ? 'chat' : 'user'
+    })
   }
 
   #decide(

@@ -61,4 +61,31 @@ describe.skipIf(!shared)('blocks shared by two replicas on Redis', () => {
       expect(await view.match(1000 + i, undefined)).toBe('chat')
     }
   })
+
+  it('a block set on one replica stops the next chained update on the other, before its claim', async () => {
+    const store = stores[1] as RedisStore
+    const view = b.forBot('chained')
+    /** One update's chain on the second replica: the blocks step, then a dedupe claim. */
+    const update = async (chat: number, id: number) => {
+      const chain = store.chain()
+      if (chain === undefined) throw new Error('a standalone Redis chains')
+      const [kind, claim] = await Promise.all([
+        view.matchOn(chain, chat, 7),
+        chain.claim({ space: '{chained}:dedupe:', id }, 'inflight', 60_000, false),
+      ])
+      return { kind, claimed: claim === undefined }
+    }
+    expect(await update(42, 1)).toEqual({ kind: undefined, claimed: true })
+    await a.block('chained', 'chat', 42, 60_000)
+    // A generation the replica has no snapshot of: the block keys decide, in the same round trip.
+    expect(await update(42, 2)).toEqual({ kind: 'chat', claimed: false })
+    expect(await update(43, 3)).toEqual({ kind: undefined, claimed: true })
+    // Once the snapshot is refreshed, it decides under its generation; a change makes it stale again.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await update(42, 4)).toEqual({ kind: 'chat', claimed: false })
+    await a.unblock('chained', 'chat', 42)
+    expect(await update(42, 5)).toEqual({ kind: undefined, claimed: true })
+    await a.block('chained', 'user', 7, 60_000)
+    expect(await update(44, 6)).toEqual({ kind: 'user', claimed: false })
+  })
 })

@@ -6,6 +6,7 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { ClientAddress } from '../request/client-ip.js'
+import type { Chain, Store } from '../store/index.js'
 import type { UpdateFacts } from '../telegram/update.js'
 import type { Answer } from './answer.js'
 import type { Reason } from './verdict.js'
@@ -40,11 +41,36 @@ export class Exchange {
   upstreamStatus: number | undefined = undefined
   /** A short note for the log line (which header was wrong, why a reply was withheld); never user content. */
   detail: string | undefined = undefined
+  /** The chain the checks' store steps join now (see {@link chainOn}). */
+  #chain: Chain | undefined = undefined
+  /** False after a chain failed: from then on each store operation is its own call. */
+  #chains = true
 
   constructor(incoming: IncomingMessage, requestId: string, startedAt: number) {
     this.incoming = incoming
     this.requestId = requestId
     this.startedAt = startedAt
+  }
+
+  /**
+   * The chain this update's store steps join (src/store/index.ts, `Chain`), opened on first use;
+   * undefined when the store cannot chain now, or a chain of this update failed: then the check
+   * asks the store one operation at a time. Every check of an update uses the gateway's one store.
+   */
+  chainOn(store: Store): Chain | undefined {
+    if (this.#chain === undefined && this.#chains) this.#chain = store.chain?.()
+    return this.#chain
+  }
+
+  /** The runner waits for the open chain's answers: steps from now on open another. */
+  endChain(): void {
+    this.#chain = undefined
+  }
+
+  /** A chain failed: the checks run again, each store operation its own call (see run.ts). */
+  stopChains(): void {
+    this.#chain = undefined
+    this.#chains = false
   }
 
   /** Records what a shadowed check would have done. */

@@ -3,14 +3,26 @@
  * The runner: applies checks in their fixed order; the first verdict decides, unless its check is
  * in shadow mode, in which case the verdict is recorded on the exchange and the run continues.
  * Shadow mode lives here, once, so no check can get it wrong.
+ *
+ * A check whose store work joined the update's chain (src/store/index.ts, `Chain`) answers with a
+ * {@link Deferred}: its verdict is on its way. The runner then goes on with the checks after it
+ * that change nothing (`effects: 'none'`) or whose store work joins the same chain
+ * (`effects: 'chained'`), each chained step being applied by the store only if the steps before it
+ * let the update through. It stops at the first check of unknown effects, at an enforcing verdict
+ * found on the way, or at the end; then it waits for the chain's answer (one round trip for all
+ * of its steps) and decides exactly as if it had waited at each check: the first enforcing
+ * verdict in check order wins, so a duplicate still outranks a later check's drop, and a limit is
+ * consumed only for an update every check before it let through.
  */
 
-import type { Outcome } from './check.js'
+import { StoreError } from '../store/index.js'
+import { type Decided, Deferred, type Outcome } from './check.js'
 import type { Exchange } from './exchange.js'
 import type { Verdict } from './verdict.js'
 
 interface Runnable<V extends Verdict, A> {
   readonly shadow: boolean
+  readonly effects?: 'none' | 'chained'
   run(exchange: Exchange, arg: A): Outcome<V>
 }
 
@@ -27,13 +39,14 @@ export function runChecks<V extends Verdict, A>(
   exchange: Exchange,
   arg: A,
   from = 0,
-): Outcome<V> {
+): Decided<V> {
   for (let i = from; i < checks.length; i++) {
     const check = checks[i] as Runnable<V, A>
     const outcome = check.run(exchange, arg)
     if (outcome === undefined) continue
+    if (outcome instanceof Deferred) return runAhead(checks, exchange, arg, i, outcome)
     if (isPromise(outcome)) {
-      return outcome.then((verdict): Outcome<V> => {
+      return outcome.then((verdict): Decided<V> => {
         if (verdict !== undefined && !check.shadow) return verdict
         if (verdict !== undefined) exchange.noteShadow(verdict.reason)
         return runChecks(checks, exchange, arg, i + 1)
@@ -43,4 +56,65 @@ export function runChecks<V extends Verdict, A>(
     exchange.noteShadow(outcome.reason)
   }
   return undefined
+}
+
+/**
+ * From `checks[first]`, whose verdict is `deferred`: runs ahead as the module comment says, then
+ * decides. When the chain fails (the store could not answer), nothing of it is trusted: the
+ * checks from `first` on run again, each store operation its own call, which the store answers
+ * as `store.on_error` says.
+ */
+function runAhead<V extends Verdict, A>(
+  checks: readonly Runnable<V, A>[],
+  exchange: Exchange,
+  arg: A,
+  first: number,
+  deferred: Deferred<V>,
+): Promise<V | undefined> {
+  const ran: Runnable<V, A>[] = [checks[first] as Runnable<V, A>]
+  const outcomes: (V | Promise<V | undefined>)[] = [deferred.verdict]
+  // The log detail before each of them ran: a check that ran ahead and was outranked leaves none.
+  const details: (string | undefined)[] = [exchange.detail]
+  // Where the run goes on once the chain has answered; -1: an enforcing verdict was found on the way.
+  let next = first + 1
+  for (; next < checks.length; next++) {
+    const check = checks[next] as Runnable<V, A>
+    if (check.effects === undefined) break
+    const before = exchange.detail
+    const outcome = check.run(exchange, arg)
+    if (outcome === undefined) continue
+    ran.push(check)
+    details.push(before)
+    if (outcome instanceof Deferred) {
+      outcomes.push(outcome.verdict)
+      continue
+    }
+    outcomes.push(outcome)
+    if (!isPromise(outcome) && !check.shadow) {
+      next = -1
+      break
+    }
+  }
+  exchange.endChain()
+  const ahead = exchange.detail
+  return Promise.all(outcomes).then(
+    (verdicts): Decided<V> => {
+      for (let j = 0; j < verdicts.length; j++) {
+        const verdict = verdicts[j]
+        if (verdict === undefined) continue
+        if (!(ran[j] as Runnable<V, A>).shadow) {
+          // Unless its own check set one, the detail is what it was before the checks after it ran.
+          if (j + 1 < ran.length && exchange.detail === ahead) exchange.detail = details[j + 1]
+          return verdict
+        }
+        exchange.noteShadow(verdict.reason)
+      }
+      return next < 0 ? undefined : runChecks(checks, exchange, arg, next)
+    },
+    (error: unknown) => {
+      if (!(error instanceof StoreError)) throw error
+      exchange.stopChains()
+      return runChecks(checks, exchange, arg, first)
+    },
+  )
 }

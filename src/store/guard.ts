@@ -23,11 +23,15 @@ import type { StoreMetrics, StoreOperation } from '../observe/metrics.js'
 import type { OnError } from './config.js'
 import {
   ALLOWED,
+  type BlocksAnswer,
+  type BlocksQuery,
+  type Chain,
   type Entry,
   type LimitKey,
   type LimitOutcome,
   type MarkKey,
   type Maybe,
+  type Skipped,
   type Store,
   StoreError,
 } from './index.js'
@@ -62,6 +66,66 @@ export interface GuardOptions {
 
 const UNAVAILABLE = 'store unavailable'
 
+/** What a guarded chain reports to its guard. */
+interface ChainWatcher {
+  /** A step answered, `started` being when its chain was opened. */
+  answered(operation: StoreOperation, started: number): void
+  /** The chain failed; called once per chain, for its first step to see it. */
+  failed(operation: StoreOperation, error: StoreError): void
+}
+
+/**
+ * A back-end chain, watched as single operations are: each step's time is observed as its
+ * operation's (the blocks step as a read), and a failure takes the store down, once per chain. A
+ * failed chain is not answered per `on_error` here: its steps reject, and the runner runs the
+ * update's checks again one operation at a time (src/pipeline/run.ts), which the guard, now down,
+ * answers as `on_error` says.
+ */
+class GuardedChain implements Chain {
+  readonly #inner: Chain
+  readonly #watcher: ChainWatcher
+  readonly #started = performance.now()
+  #failed = false
+
+  constructor(inner: Chain, watcher: ChainWatcher) {
+    this.#inner = inner
+    this.#watcher = watcher
+  }
+
+  blocks(query: BlocksQuery): Promise<BlocksAnswer | Skipped> {
+    return this.#watch('read', this.#inner.blocks(query))
+  }
+
+  claim(
+    key: MarkKey,
+    value: string,
+    ttlMs: number,
+    passTaken: boolean,
+  ): Promise<string | undefined | Skipped> {
+    return this.#watch('claim', this.#inner.claim(key, value, ttlMs, passTaken))
+  }
+
+  limit(group: string, keys: readonly LimitKey[]): Promise<LimitOutcome | Skipped> {
+    return this.#watch('limit', this.#inner.limit(group, keys))
+  }
+
+  #watch<T>(operation: StoreOperation, step: Promise<T>): Promise<T> {
+    return step.then(
+      (value) => {
+        this.#watcher.answered(operation, this.#started)
+        return value
+      },
+      (error: unknown) => {
+        if (error instanceof StoreError && !this.#failed) {
+          this.#failed = true
+          this.#watcher.failed(operation, error)
+        }
+        throw error
+      },
+    )
+  }
+}
+
 const OPEN_ANSWERS = {
   claim: undefined,
   put: undefined,
@@ -83,6 +147,14 @@ export class GuardedStore implements Store {
   #probe: NodeJS.Timeout | undefined
   #probing = false
   #closed = false
+  readonly #watcher: ChainWatcher = {
+    answered: (operation, started) =>
+      this.#metrics.duration[operation].observe((performance.now() - started) / 1000),
+    failed: (operation, error) => {
+      this.#metrics.errors[operation].inc()
+      this.#down(operation, error)
+    },
+  }
 
   constructor(options: GuardOptions) {
     this.#backend = options.backend
@@ -248,6 +320,13 @@ export class GuardedStore implements Store {
       () => this.#local.limit(group, keys),
       OPEN_ANSWERS.limit,
     )
+  }
+
+  /** The back-end's chain while the store is up; undefined while it is down (see {@link GuardedChain}). */
+  chain(): Chain | undefined {
+    if (!this.#up) return undefined
+    const chain = this.#backend.chain?.()
+    return chain === undefined ? undefined : new GuardedChain(chain, this.#watcher)
   }
 
   async close(): Promise<void> {

@@ -99,6 +99,57 @@ export const ALLOWED: LimitOutcome = Object.freeze({
   reply: -1,
 })
 
+/** What a {@link Chain} step answers when an earlier step of its chain stopped the update. */
+export const SKIPPED: unique symbol = Symbol('skipped')
+export type Skipped = typeof SKIPPED
+
+/**
+ * The blocks step of a chain (src/blocks): whether an update's chat or sender is blocked. The
+ * rule is the one src/blocks applies with single reads: no generation, nothing is blocked; the
+ * generation of the local snapshot, the snapshot's verdict holds; another generation, the block
+ * keys themselves say.
+ */
+export interface BlocksQuery {
+  /** The bot's generation key. */
+  readonly generationKey: string
+  /** The generation the local snapshot was listed under, or undefined. */
+  readonly known: string | undefined
+  /** Under that generation, the index (into `keys`) of the key the snapshot finds blocked, or -1. */
+  readonly knownFound: number
+  /** The block keys to read when the generation is another, in order of precedence. */
+  readonly keys: readonly string[]
+}
+
+export interface BlocksAnswer {
+  /** The generation read, or undefined when the bot has none. */
+  readonly generation: string | undefined
+  /** Index (into the query's keys) of the block that applies, or -1: not blocked. */
+  readonly found: number
+}
+
+/**
+ * Store steps of one update that depend on one another, applied in the order they were added, in
+ * one round trip: each step is applied only when every step before it let the update through
+ * (not blocked; claimed, unless the claim lets a taken mark through). A step after one that
+ * stopped the update changes nothing and answers {@link SKIPPED}. So the checks of an update can
+ * add their steps one after the other without waiting for the answers in between, and each step
+ * still happens exactly when it would have with one round trip per step (src/pipeline/run.ts).
+ *
+ * A step's promise rejects with {@link StoreError} when the store cannot answer; then every step
+ * of the chain does, and none may be assumed applied or not.
+ */
+export interface Chain {
+  /** Stops the update when a block applies. */
+  blocks(query: BlocksQuery): Promise<BlocksAnswer | Skipped>
+  /**
+   * {@link Store.claim}. Stops the update when the mark is taken, unless `passTaken` (shadow
+   * mode: the duplicate is only reported).
+   */
+  claim(key: MarkKey, value: string, ttlMs: number, passTaken: boolean): Promise<string | undefined | Skipped>
+  /** {@link Store.limit}. Stops the update when an enforcing limit denies it. */
+  limit(group: string, keys: readonly LimitKey[]): Promise<LimitOutcome | Skipped>
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis'
   /**
@@ -126,6 +177,12 @@ export interface Store {
    * so one request's keys share one Cluster slot and one script can touch them all.
    */
   limit(group: string, keys: readonly LimitKey[]): Maybe<LimitOutcome>
+  /**
+   * A {@link Chain} for the steps of one update, when this store can apply them in one round trip
+   * now; undefined when it cannot (the memory store answers at once anyway; Redis is down, or a
+   * Cluster, whose block keys live in other slots than the bot's). Then each step is one call.
+   */
+  chain?(): Chain | undefined
   close(): Promise<void>
 }
 

@@ -20,7 +20,7 @@ import {
   testPrefix,
 } from '../../test/helpers/redis.js'
 import { limitSpec } from './gcra.js'
-import { ALLOWED, type Clock, type LimitKey, type LimitSpec, type NumberedKey } from './index.js'
+import { ALLOWED, type Clock, type LimitKey, type LimitSpec, type NumberedKey, SKIPPED } from './index.js'
 import { MemoryStore } from './memory.js'
 import { RedisStore } from './redis.js'
 
@@ -281,6 +281,101 @@ describe.skipIf(!shared)('RedisStore on the machine Redis', () => {
       } finally {
         await Promise.all(replicas.map((replica) => replica.close()))
       }
+    })
+  })
+
+  describe('chains', () => {
+    // Slow enough that a state outlives the test (its TTL is its TAT).
+    const spec = limitSpec(10, 'min', 10, false)
+    /** A chain on `store` of a blocks step, a claim and a limit, as the checks of one update add them. */
+    const update = (
+      bot: string,
+      id: number,
+      options: { known?: string; knownFound?: number; passTaken?: boolean } = {},
+    ) => {
+      const chain = store.chain()
+      if (chain === undefined) throw new Error('a standalone Redis chains')
+      return Promise.all([
+        chain.blocks({
+          generationKey: `blocks:${bot}`,
+          known: options.known,
+          knownFound: options.knownFound ?? -1,
+          keys: [`block:${bot}:chat:1`, `block:${bot}:user:2`],
+        }),
+        chain.claim({ space: `{${bot}}:dedupe:`, id }, 'inflight', 60_000, options.passTaken ?? false),
+        chain.limit(bot, [key(spec, 'l:per-chat:1')]),
+      ])
+    }
+    const tat = (bot: string) => admin.get(`${prefix}{${bot}}:l:per-chat:1`)
+    const mark = (bot: string, id: number) => admin.get(`${prefix}{${bot}}:dedupe:${id}`)
+
+    it('applies every step when each lets the update through: claimed, then limited', async () => {
+      expect(await update('c1', 1)).toEqual([{ generation: undefined, found: -1 }, undefined, ALLOWED])
+      expect(await mark('c1', 1)).toBe('inflight')
+      expect(await tat('c1')).not.toBeNull()
+    })
+
+    it('skips the claim and the limit of a blocked update: no mark, nothing consumed', async () => {
+      await admin.set(`${prefix}blocks:c2`, 'gen-1', 'PX', 60_000)
+      await admin.set(`${prefix}block:c2:user:2`, '{}', 'PX', 60_000)
+      // Another generation than the snapshot's: the block keys decide (the user's, index 1).
+      expect(await update('c2', 1, { known: 'gen-0' })).toEqual([
+        { generation: 'gen-1', found: 1 },
+        SKIPPED,
+        SKIPPED,
+      ])
+      expect(await mark('c2', 1)).toBeNull()
+      expect(await tat('c2')).toBeNull()
+      // The snapshot's generation: the snapshot's verdict holds, whatever the keys say.
+      expect(await update('c2', 2, { known: 'gen-1', knownFound: -1 })).toEqual([
+        { generation: 'gen-1', found: -1 },
+        undefined,
+        ALLOWED,
+      ])
+      expect(await update('c2', 3, { known: 'gen-1', knownFound: 0 })).toEqual([
+        { generation: 'gen-1', found: 0 },
+        SKIPPED,
+        SKIPPED,
+      ])
+      expect(await mark('c2', 3)).toBeNull()
+    })
+
+    it('finds nothing blocked without a generation, whatever the block keys say', async () => {
+      await admin.set(`${prefix}block:c3:chat:1`, '{}', 'PX', 60_000)
+      expect((await update('c3', 1, { knownFound: 0 }))[0]).toEqual({ generation: undefined, found: -1 })
+    })
+
+    it('skips the limit of a duplicate, unless the claim lets a taken mark through (shadow mode)', async () => {
+      expect(await update('c4', 1)).toEqual([{ generation: undefined, found: -1 }, undefined, ALLOWED])
+      const consumed = await tat('c4')
+      expect(await update('c4', 1)).toEqual([{ generation: undefined, found: -1 }, 'inflight', SKIPPED])
+      expect(await tat('c4')).toBe(consumed)
+      expect(await update('c4', 1, { passTaken: true })).toEqual([
+        { generation: undefined, found: -1 },
+        'inflight',
+        ALLOWED,
+      ])
+      expect(Number(await tat('c4'))).toBeGreaterThan(Number(consumed))
+    })
+
+    it('stops at a limit that denies: a step after it is skipped', async () => {
+      const chain = store.chain()
+      if (chain === undefined) throw new Error('a standalone Redis chains')
+      const once = limitSpec(1, 'day', 1, false)
+      await store.limit('c5', [key(once, 'l:x')])
+      const [limited, claim] = await Promise.all([
+        chain.limit('c5', [key(once, 'l:x')]),
+        chain.claim('{c5}:after', 'inflight', 60_000, false),
+      ])
+      expect(limited).toMatchObject({ allowed: false, denied: [0] })
+      expect(claim).toBe(SKIPPED)
+      expect(await admin.exists(`${prefix}{c5}:after`)).toBe(0)
+    })
+
+    it('applies the chains of one iteration one after the other: two copies of an update, one claim', async () => {
+      const [first, second] = await Promise.all([update('c6', 1), update('c6', 1)])
+      expect(first).toEqual([{ generation: undefined, found: -1 }, undefined, ALLOWED])
+      expect(second).toEqual([{ generation: undefined, found: -1 }, 'inflight', SKIPPED])
     })
   })
 })

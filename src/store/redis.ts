@@ -37,16 +37,21 @@ import { IterationBatch, IterationFlush, SharedReads } from './batch.js'
 import type { Endpoint, RedisStoreConfig } from './config.js'
 import {
   ALLOWED,
+  type BlocksAnswer,
+  type BlocksQuery,
+  type Chain,
   type Clock,
   type Entry,
   keyText,
   type LimitKey,
   type LimitOutcome,
   type MarkKey,
+  SKIPPED,
+  type Skipped,
   type Store,
   StoreError,
 } from './index.js'
-import { LIMIT_SCRIPT, MARKS_SCRIPT } from './lua.js'
+import { CHAIN_SCRIPT, LIMIT_SCRIPT, MARKS_SCRIPT } from './lua.js'
 
 /** Longest wait between reconnection attempts. */
 export const MAX_BACKOFF_MS = 2000
@@ -74,7 +79,11 @@ export interface RedisStoreOptions {
 interface Scripts {
   botgateLimit(...args: (string | number)[]): Promise<number[]>
   botgateMarks(...args: (string | number)[]): Promise<(string | null)[]>
+  botgateChain(...args: (string | number)[]): Promise<StepAnswer[][]>
 }
+
+/** What the chain script answers for one step (see CHAIN_SCRIPT); empty: skipped. */
+type StepAnswer = (string | number | null)[]
 
 type Client = (Redis | Cluster) & Scripts
 
@@ -108,6 +117,99 @@ function markArgs(marks: readonly Mark[]): (string | number)[] {
 interface LimitRequest {
   readonly keys: readonly string[]
   readonly args: readonly (string | number)[]
+}
+
+/** The limit script's part for `limits`, whose keys start with `base` (the prefix and the hash tag). */
+function limitRequest(base: string, limits: readonly LimitKey[]): LimitRequest {
+  const n = limits.length
+  const keys: string[] = new Array<string>(n)
+  const args: (string | number)[] = [n, 0]
+  for (let i = 0; i < n; i++) {
+    const { spec, key, replyKey } = limits[i] as LimitKey
+    keys[i] = base + key
+    let mark = 0
+    if (replyKey !== undefined) mark = keys.push(base + replyKey)
+    args.push(spec.intervalUs, spec.toleranceUs, spec.shadow ? '1' : '0', mark)
+  }
+  args[1] = keys.length
+  return { keys, args }
+}
+
+/**
+ * One update's chain (src/store/index.ts), collected as CHAIN_SCRIPT reads it: its KEYS, and its
+ * arguments after the count of its steps. Its first step puts it in the iteration's batch; its
+ * steps are all added before the batch is sent (the checks of one update add them in one
+ * synchronous pass, and the batch leaves in the check phase).
+ */
+class RedisChain implements Chain {
+  readonly keys: string[] = []
+  readonly args: (string | number)[] = [0]
+  #steps = 0
+  #answers: Promise<StepAnswer[]> | undefined
+  #sent = false
+  readonly #prefix: string
+  readonly #batch: IterationBatch<RedisChain, StepAnswer[]>
+
+  constructor(prefix: string, batch: IterationBatch<RedisChain, StepAnswer[]>) {
+    this.#prefix = prefix
+    this.#batch = batch
+  }
+
+  /** The batch is being sent: a step added from now on would be a bug. */
+  seal(): void {
+    this.#sent = true
+    this.args[0] = this.#steps
+  }
+
+  /** Counts a step; the answers of all of them, in order. */
+  #step(): Promise<StepAnswer[]> {
+    if (this.#sent) throw new Error('a step was added to a chain already sent')
+    this.#steps++
+    this.#answers ??= this.#batch.add(this)
+    return this.#answers
+  }
+
+  blocks(query: BlocksQuery): Promise<BlocksAnswer | Skipped> {
+    const at = this.#steps
+    const answers = this.#step()
+    const prefix = this.#prefix
+    this.keys.push(prefix + query.generationKey)
+    for (const key of query.keys) this.keys.push(prefix + key)
+    this.args.push('b', query.known ?? '', query.knownFound, query.keys.length)
+    return answers.then((all) => {
+      const answer = all[at] as StepAnswer
+      if (answer.length === 0) return SKIPPED
+      return { generation: orUndefined(answer[0] as string | null), found: answer[1] as number }
+    })
+  }
+
+  claim(
+    key: MarkKey,
+    value: string,
+    ttlMs: number,
+    passTaken: boolean,
+  ): Promise<string | undefined | Skipped> {
+    const index = this.#steps
+    const answers = this.#step()
+    this.keys.push(this.#prefix + keyText(key))
+    this.args.push('c', value, ttlMs, passTaken ? '1' : '0')
+    return answers.then((all) => {
+      const answer = all[index] as StepAnswer
+      return answer.length === 0 ? SKIPPED : orUndefined(answer[0] as string | null)
+    })
+  }
+
+  limit(group: string, limits: readonly LimitKey[]): Promise<LimitOutcome | Skipped> {
+    const index = this.#steps
+    const answers = this.#step()
+    const request = limitRequest(`${this.#prefix}{${group}}:`, limits)
+    this.keys.push(...request.keys)
+    this.args.push('l', ...request.args)
+    return answers.then((all) => {
+      const answer = all[index] as StepAnswer
+      return answer.length === 0 ? SKIPPED : outcome(answer as number[])
+    })
+  }
 }
 
 /**
@@ -216,6 +318,8 @@ export class RedisStore implements Store {
   readonly #marks = new Map<string, IterationBatch<Mark, string | undefined>>()
   /** Limits of one event-loop iteration, one script per bot ({@link IterationBatch}). */
   readonly #limits = new Map<string, IterationBatch<LimitRequest, LimitOutcome>>()
+  /** The chains of one event-loop iteration, of every bot, in one script; none on a Cluster. */
+  readonly #chains: IterationBatch<RedisChain, StepAnswer[]> | undefined
   #closed = false
 
   constructor(options: RedisStoreOptions) {
@@ -231,6 +335,7 @@ export class RedisStore implements Store {
     const client = connect(config) as Client
     client.defineCommand('botgateLimit', { lua: LIMIT_SCRIPT })
     client.defineCommand('botgateMarks', { lua: MARKS_SCRIPT })
+    client.defineCommand('botgateChain', { lua: CHAIN_SCRIPT })
     const events = options.events
     // An 'error' listener is required: without one ioredis prints every connection error itself.
     client.on('error', (error: Error) => {
@@ -243,6 +348,9 @@ export class RedisStore implements Store {
     this.#client = client
     this.#flusher = new IterationFlush((flushAll) => corked(client, flushAll))
     this.#reads = new SharedReads((key) => this.#timed(client.get(key)).then(orUndefined), this.#flusher)
+    // A chain touches block keys, which carry no hash tag, beside the bot's keys: on a Cluster
+    // they live in other slots, and one script cannot reach both (CROSSSLOT).
+    this.#chains = client instanceof Cluster ? undefined : new IterationBatch(this.#chainAll, this.#flusher)
   }
 
   /** Whether the connection is ready for commands now. */
@@ -382,27 +490,13 @@ export class RedisStore implements Store {
    * event-loop iteration share the script: each is still evaluated as if alone.
    */
   limit(group: string, limits: readonly LimitKey[]): Promise<LimitOutcome> {
-    const base = `${this.#prefix}{${group}}:`
-    const n = limits.length
-    const keys: string[] = new Array<string>(n)
-    const args: (string | number)[] = [n, 0]
-    for (let i = 0; i < n; i++) {
-      const { spec, key, replyKey } = limits[i] as LimitKey
-      keys[i] = base + key
-      let mark = 0
-      if (replyKey !== undefined) mark = keys.push(base + replyKey)
-      args.push(spec.intervalUs, spec.toleranceUs, spec.shadow ? '1' : '0', mark)
-    }
-    args[1] = keys.length
-    return this.#batch(this.#limits, group, this.#limitAll).add({ keys, args })
+    const request = limitRequest(`${this.#prefix}{${group}}:`, limits)
+    return this.#batch(this.#limits, group, this.#limitAll).add(request)
   }
 
   readonly #limitAll = (requests: readonly LimitRequest[]): Promise<LimitOutcome[]> => {
     const keys: string[] = []
-    const args: (string | number)[] = [
-      this.#clock === undefined ? '' : Math.round(this.#clock() * 1000),
-      requests.length,
-    ]
+    const args: (string | number)[] = [this.#now(), requests.length]
     for (const request of requests) {
       keys.push(...request.keys)
       args.push(...request.args)
@@ -417,6 +511,30 @@ export class RedisStore implements Store {
       }
       return outcomes
     })
+  }
+
+  /**
+   * A chain for one update's steps, sent in the iteration's chain script with every other chain
+   * of the iteration (one round trip for all of them); undefined on a Cluster.
+   */
+  chain(): Chain | undefined {
+    const chains = this.#chains
+    return chains === undefined ? undefined : new RedisChain(this.#prefix, chains)
+  }
+
+  #now(): string | number {
+    return this.#clock === undefined ? '' : Math.round(this.#clock() * 1000)
+  }
+
+  readonly #chainAll = (chains: readonly RedisChain[]): Promise<StepAnswer[][]> => {
+    const keys: string[] = []
+    const args: (string | number)[] = [this.#now(), chains.length]
+    for (const chain of chains) {
+      chain.seal()
+      keys.push(...chain.keys)
+      args.push(...chain.args)
+    }
+    return this.#timed(this.#client.botgateChain(keys.length, ...keys, ...args))
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,7 @@
  */
 
 import type { BlockKind, BotBlocks } from '../../blocks/index.js'
-import type { UpdateCheck } from '../../pipeline/check.js'
+import { Deferred, type UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { type Drop, drop } from '../../pipeline/verdict.js'
@@ -32,8 +32,14 @@ export function createBlockedCheck(blocks: BotBlocks): UpdateCheck {
   return {
     name: 'blocked',
     shadow: false,
+    effects: 'chained',
     run(exchange, update) {
       if (update.chatId === undefined && update.userId === undefined) return undefined
+      const chain = exchange.chainOn(blocks.store)
+      if (chain !== undefined)
+        return new Deferred(
+          blocks.matchOn(chain, update.chatId, update.userId).then((found) => verdict(exchange, found)),
+        )
       const kind = blocks.match(update.chatId, update.userId)
       return isPromise(kind) ? kind.then((found) => verdict(exchange, found)) : verdict(exchange, kind)
     },

@@ -19,11 +19,11 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { DURATION_PATTERN, parseDuration } from '../../config/units.js'
 import type { Answer } from '../../pipeline/answer.js'
-import type { UpdateCheck } from '../../pipeline/check.js'
+import { Deferred, type UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange, HeldMark } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { drop, reject, type Verdict } from '../../pipeline/verdict.js'
-import type { NumberedKey, Store } from '../../store/index.js'
+import { type NumberedKey, SKIPPED, type Store } from '../../store/index.js'
 import { SectionMode } from '../mode.js'
 import { storeFailure } from '../store.js'
 
@@ -142,9 +142,18 @@ export function createDedupeCheck(
   return {
     name: 'dedupe',
     shadow,
+    effects: 'chained',
     run(exchange, update) {
       // The claim is the mark's key: no string per update (see NumberedKey).
       const claim = new DedupeClaim(marks, space, update.id)
+      const chain = exchange.chainOn(store)
+      if (chain !== undefined) {
+        // In shadow mode a duplicate is only reported, so the steps after the claim still apply.
+        const existing = chain.claim(claim, INFLIGHT, inflightMs, shadow)
+        return new Deferred(
+          existing.then((value) => (value === SKIPPED ? undefined : verdictFor(value, exchange, claim))),
+        )
+      }
       const existing = store.claim(claim, INFLIGHT, inflightMs)
       // A store that cannot answer (on_error: closed) gets 503 store_unavailable, never a drop.
       if (isPromise(existing))

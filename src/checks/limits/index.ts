@@ -29,14 +29,21 @@ import type { Segment } from '../../config/source.js'
 import { suggestion } from '../../config/validate.js'
 import type { GatewayMetrics } from '../../observe/metrics.js'
 import type { CounterChild } from '../../observe/prometheus.js'
-import type { RequestCheck, UpdateCheck } from '../../pipeline/check.js'
+import { Deferred, type RequestCheck, type UpdateCheck } from '../../pipeline/check.js'
 import type { Exchange } from '../../pipeline/exchange.js'
 import { isPromise } from '../../pipeline/run.js'
 import { type Drop, drop, reject, type WebhookReply } from '../../pipeline/verdict.js'
 import type { ClientAddress } from '../../request/client-ip.js'
 import { formatIp, networkOf } from '../../request/ip.js'
 import { limitSpec, MAX_TOLERANCE_US, PERIOD_US, type RateUnit } from '../../store/gcra.js'
-import { ALLOWED, type LimitKey, type LimitOutcome, type LimitSpec, type Store } from '../../store/index.js'
+import {
+  ALLOWED,
+  type LimitKey,
+  type LimitOutcome,
+  type LimitSpec,
+  SKIPPED,
+  type Store,
+} from '../../store/index.js'
 import { UPDATE_TYPES } from '../../telegram/generated/update-types.js'
 import type { Update } from '../../telegram/update.js'
 import { isShadow, type Mode, SectionMode } from '../mode.js'
@@ -352,10 +359,20 @@ export function createUpdateLimitsCheck(
   return {
     name: 'limits',
     shadow: false,
+    effects: 'chained',
     run(exchange, update) {
       const keys: RuleKey<UpdateRule>[] = []
       for (const rule of compiled) collect(rule, update, username, keys)
       if (keys.length === 0) return undefined
+      const chain = exchange.chainOn(store)
+      if (chain !== undefined) {
+        const chained = chain.limit(bot, keys)
+        return new Deferred(
+          chained.then((decided) =>
+            decided === SKIPPED ? undefined : verdict(decided, keys, exchange, update),
+          ),
+        )
+      }
       const outcome = store.limit(bot, keys)
       if (isPromise(outcome))
         return outcome.then((decided) => verdict(decided, keys, exchange, update), storeFailure)

@@ -107,6 +107,8 @@ export function createSchemaCheck(policy: UpdatesPolicy, shadow: boolean): Updat
   return {
     name: 'updates',
     shadow,
+    // Synchronous, and changes nothing: it may run while the blocks read is on its way.
+    effects: 'none',
     run(exchange, update) {
       const problem = validateUpdate(update.raw, update.type, mode)
       if (problem === undefined) return undefined
@@ -126,6 +128,7 @@ export function createUpdateTypeCheck(policy: UpdatesPolicy, shadow: boolean): U
   return {
     name: 'updates',
     shadow,
+    effects: 'none',
     run(_exchange, update) {
       if (allowed.has(update.type)) return undefined
       if (!KNOWN_TYPES.has(update.type) && !dropUnknown) return undefined
