@@ -1,7 +1,8 @@
 /**
  * @module
  * One request through one bot's pipeline, in the fixed order of SPEC section 3:
- * checks 2-4 (who), 5-7 (what bytes), 8-12 (which update, under which policy), 13 (forward).
+ * checks 2-4 (who), 5-7 (what bytes), 8-12 (which update, under which policy), 13 (forward, or
+ * into the bot's queue under `upstream.delivery: queued`).
  */
 
 import { INVALID_ENVELOPE } from '../checks/updates/index.js'
@@ -33,7 +34,10 @@ export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProt
     if (body.length > bot.body.limit) exchange.noteShadow('body_too_large')
     let refused = checkUpdate(bot, exchange, body)
     if (isPromise(refused)) refused = await refused
-    return refused ?? (await forward(bot, exchange, forwardedProto))
+    if (refused !== undefined) return refused
+    return bot.queue === undefined
+      ? await forward(bot, exchange, forwardedProto)
+      : await bot.queue.admit(exchange, forwardedProto)
   } finally {
     inflight.dec()
   }
