@@ -262,7 +262,7 @@ describe.skipIf(!available)('queued delivery', () => {
     })
     expect(drop.code).toBe(0)
     expect(drop.stdout).toContain('dropped 1')
-    expect(await admin.xrange(`${prefix}{bot}:queue:dead`, "-", "+")).toEqual([])
+    expect(await admin.xrange(`${prefix}{bot}:queue:dead`, '-', '+')).toEqual([])
   })
 
   it('answers 503 queue_unavailable and says so at /readyz when Redis cannot be reached', async () => {
