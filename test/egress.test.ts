@@ -142,9 +142,11 @@ describe('egress against the fake Bot API', () => {
     expect(metrics).not.toContain(TOKEN)
     expect(metrics).not.toContain(CREDENTIAL)
     expect(metrics).toMatch(
-      /botgate_egress_calls_total\{bot="bot",method="deleteWebhook",status="403"\} [1-9]/,
+      /botgate_egress_calls_total\{bot="bot",method="deleteWebhook",status="403",via="egress",reason="method_not_allowed"\} [1-9]/,
     )
-    expect(metrics).toMatch(/botgate_egress_calls_total\{bot="",method="other",status="401"\} [1-9]/)
+    expect(metrics).toMatch(
+      /botgate_egress_calls_total\{bot="",method="other",status="401",via="egress",reason=""\} [1-9]/,
+    )
   })
 })
 

@@ -27,7 +27,7 @@ import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { loadConfigOffThread } from '../config/off-thread.js'
-import { EgressListener } from '../egress/listener.js'
+import { Egress, type ReplyExecutor } from '../egress/index.js'
 import { UpstreamPools } from '../forward/upstream.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { Alerts } from '../observe/alerts/index.js'
@@ -221,8 +221,13 @@ export class Gateway {
   /** The certificate and key in use, to notice when a reload brings new ones. */
   #tls: TlsConfig | undefined
   readonly #admin: Server
-  /** `egress.listen`: the Bot API egress, when the config at start has `egress` (docs/egress.md). */
-  readonly #egress: EgressListener | undefined
+  /**
+   * The bots' way out to the Bot API: the egress listener (`egress.listen`, when the config at
+   * start has `egress`, docs/egress.md) and the reply executor.
+   */
+  readonly #egress: Egress
+  /** Makes a bot's webhook answer as a Bot API call with its token (src/egress/reply.ts). */
+  readonly replies: ReplyExecutor
   readonly #watcher: FileWatcher
   #active = 0
   #idle: (() => void) | undefined
@@ -283,10 +288,8 @@ export class Gateway {
         mountAdminApi(app, { state: () => this.#generation.admin, blocks: this.blocks, logger: this.logger }),
     })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
-    this.#egress =
-      config.egress === undefined
-        ? undefined
-        : new EgressListener({ ...config, egress: config.egress }, this.logger, this.metrics, this.store)
+    this.#egress = new Egress(config, this.logger, this.metrics, this.store)
+    this.replies = this.#egress.replies
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
@@ -312,14 +315,14 @@ export class Gateway {
         listen(gateway.#webhook, config.listen.host, config.listen.port),
         listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
         config.egress &&
-          gateway.#egress &&
+          gateway.#egress.server &&
           listen(gateway.#egress.server, config.egress.listen.host, config.egress.listen.port),
       ])
     } catch (error) {
       // A failed start must not leave a listener or the store's connection holding the process.
       gateway.#webhook.close()
       gateway.#admin.close()
-      await gateway.#egress?.close()
+      await gateway.#egress.close()
       await gateway.store.close()
       throw error
     }
@@ -331,7 +334,7 @@ export class Gateway {
         webhook: gateway.webhookAddress,
         tls: config.tls !== undefined,
         admin: gateway.adminAddress,
-        egress: gateway.#egress && formatAddress(gateway.#egress.server.address() as AddressInfo),
+        egress: gateway.#egress.server && formatAddress(gateway.#egress.server.address() as AddressInfo),
         bots: config.bots.length,
         names: firstNames(
           config.bots.map((bot) => bot.name),
@@ -451,7 +454,7 @@ export class Gateway {
       }
     }
     this.#generation = next
-    this.#egress?.update(config)
+    this.#egress.update(config)
     this.#retiring.add(previous)
     previous.retire(() => {
       this.#retiring.delete(previous)
@@ -557,7 +560,7 @@ export class Gateway {
       this.#admin.close(() => resolve())
       this.#admin.closeAllConnections()
     })
-    await this.#egress?.close()
+    await this.#egress.close()
     await this.store.close()
     await this.alerts.stop()
     this.logger.info({ clean }, 'stopped')
