@@ -4,7 +4,8 @@
  * API call with the bot's real token and without `method`; a method the policy refuses is not
  * called; Telegram's 429 is waited out and retried; every call has its `egress call` line marked
  * `via: reply` and its count. The bot has a token and no egress credential. The token never
- * appears in a log line or /metrics.
+ * appears in a log line or /metrics. `outbound.chats` holds for replies too: a chat the bot has
+ * not heard from is refused until it sends an update.
  */
 
 import { writeFileSync } from 'node:fs'
@@ -13,7 +14,9 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Gateway } from '../src/server/gateway.js'
 import { apiError, FakeBotApi, tooManyRequests } from './helpers/bot-api.js'
+import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import { botConfig, type LogLine, secret, tempDir } from './helpers/gateway.js'
+import { TestUpstream } from './helpers/upstream.js'
 
 const TOKEN = '5151:AAHreply-token-0123456789abcdefghijklmno'
 
@@ -192,5 +195,60 @@ replies: { allow_methods: [sendMessage, sendDocument, getMe, banChatMember] }`,
     expect(metrics).toMatch(
       /botgate_egress_calls_total\{bot="bot",method="other",status="403",via="reply",reason="reply_method_not_allowed"\} [1-9]/,
     )
+  })
+})
+
+describe('the reply executor under outbound.chats', () => {
+  const SECRET = secret()
+  const PATH = '/tg/hook-0123456789abcdef'
+  let api: FakeBotApi
+  let upstream: TestUpstream
+  let gateway: Gateway
+
+  beforeAll(async () => {
+    api = await FakeBotApi.start([TOKEN])
+    upstream = await TestUpstream.start()
+    const file = path.join(tempDir(), 'gateway.yaml')
+    writeFileSync(
+      file,
+      botConfig({
+        upstream: upstream.url,
+        secret: SECRET,
+        path: PATH,
+        top: `egress: { listen: 127.0.0.1:0, api_base: "${api.url}" }`,
+        bot: `    token: "${TOKEN}"`,
+        policy: 'sources: { allow: [any] }\noutbound: { chats: { allow: [heard_from] } }',
+      }),
+    )
+    gateway = await Gateway.start({ configFile: file, logger: pino({ level: 'silent' }) })
+  })
+
+  afterAll(async () => {
+    await gateway?.shutdown('test')
+    await upstream?.close()
+    await api?.close()
+  })
+
+  it('refuses a chat not heard from, and calls it once it sent an update', async () => {
+    const reply = json({ method: 'sendMessage', chat_id: 31337, text: 'hi' })
+    expect(await gateway.replies.execute('bot', 'application/json', reply)).toEqual({
+      status: 403,
+      method: 'sendMessage',
+      errorCode: 403,
+      reason: 'chat_not_allowed',
+    })
+    expect(api.calls).toHaveLength(0)
+    const update = messageUpdate({ chat: { id: 31337, type: 'private', first_name: 'Ann' } })
+    const delivered = await post(
+      `http://${gateway.webhookAddress}${PATH}`,
+      JSON.stringify(update),
+      telegramHeaders(SECRET),
+    )
+    expect(delivered.status).toBe(200)
+    expect(await gateway.replies.execute('bot', 'application/json', reply)).toEqual({
+      status: 200,
+      method: 'sendMessage',
+    })
+    expect(api.callsOf('sendMessage')).toHaveLength(1)
   })
 })

@@ -14,9 +14,12 @@
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import { type Dispatcher, Pool } from 'undici'
+import type { ChatLimits, ChatVerdict } from '../checks/outbound/chats.js'
 import { GUARDED_METHODS, type MethodFilter } from '../checks/outbound/index.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
-import { type Attempt, type ChatTarget, chatTarget, type Pacer } from './pacing/index.js'
+import { StoreError } from '../store/index.js'
+import type { Attempt, ChatTarget, Pacer } from './pacing/index.js'
+import { type PreparedCall, prepareCall, TOO_LARGE } from './prepare.js'
 
 /** One bot that may call the Bot API through botgate. */
 export interface BotApiBot {
@@ -26,6 +29,8 @@ export interface BotApiBot {
   readonly allows: MethodFilter
   /** The same narrowed by `replies.allow_methods`: calls of the bot's webhook answers. */
   readonly replyAllows: MethodFilter
+  /** The policy's `outbound.chats`: the chats its calls may name; undefined: any. */
+  readonly chats: ChatLimits | undefined
 }
 
 /** Who asked for a call: the bot through the egress listener, or its webhook answer. */
@@ -115,29 +120,12 @@ function retryAfterOf(text: string): number | undefined {
   }
 }
 
-/** The chat a call is addressed to, from its query, JSON or form `chat_id`. */
-function chatOf(search: string, type: string | undefined, body: Buffer | undefined): ChatTarget {
-  if (body === undefined || body.length === 0)
-    return chatTarget(new URLSearchParams(search).get('chat_id') ?? undefined)
-  if ((type ?? '').toLowerCase().startsWith('application/json')) {
-    try {
-      const value: unknown = JSON.parse(body.toString('utf8'))
-      return typeof value === 'object' && value !== null
-        ? chatTarget((value as Record<string, unknown>).chat_id)
-        : undefined
-    } catch {
-      return undefined // Telegram answers it 400; nothing to pace by
-    }
-  }
-  if ((type ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded'))
-    return chatTarget(new URLSearchParams(body.toString('utf8')).get('chat_id') ?? undefined)
-  return undefined
-}
-
 export interface BotApiSettings {
   readonly apiBase: URL
   /** Telegram's flood limits (egress.pacing); one pacer outlives the generations of the config. */
   readonly pacer: Pacer
+  /** `egress.max_upload`: most bytes of a streamed body. */
+  readonly maxUploadBytes: number
 }
 
 /**
@@ -150,9 +138,11 @@ export class BotApiCalls {
   readonly #logger: Logger
   readonly #metrics: GatewayMetrics
   readonly #pacer: Pacer
+  readonly #maxUpload: number
 
   constructor(settings: BotApiSettings, logger: Logger, metrics: GatewayMetrics) {
     this.#pacer = settings.pacer
+    this.#maxUpload = settings.maxUploadBytes
     this.#pool = new Pool(settings.apiBase.origin, {
       headersTimeout: HEADERS_TIMEOUT_MS,
       bodyTimeout: HEADERS_TIMEOUT_MS,
@@ -178,7 +168,7 @@ export class BotApiCalls {
     deliver: (answer: CallAnswer) => Promise<Delivered>,
   ): Promise<void> {
     const started = performance.now()
-    const answer = await this.#answer(bot, call)
+    const { answer, chat } = await this.#answer(bot, call)
     const delivered = await deliver(answer)
     const queuedMs = answer.kind === 'telegram' ? answer.queuedMs : undefined
     this.log(
@@ -186,27 +176,71 @@ export class BotApiCalls {
       delivered,
       started,
       queuedMs,
-      call.body instanceof Buffer ? chatOf(call.search, call.headers['content-type'], call.body) : undefined,
+      chat,
     )
   }
 
-  async #answer(bot: BotApiBot, call: BotApiCall): Promise<CallAnswer> {
+  async #answer(bot: BotApiBot, call: BotApiCall): Promise<{ answer: CallAnswer; chat: ChatTarget }> {
     if (call.kind === 'method') {
       const allows = call.via === 'reply' ? bot.replyAllows : bot.allows
       if (call.method.includes('/') || !allows(call.method)) {
         const reason = call.via === 'reply' ? 'reply_method_not_allowed' : 'method_not_allowed'
-        return ownAnswer(403, 'Forbidden: method not allowed by botgate policy', reason)
+        return {
+          answer: ownAnswer(403, 'Forbidden: method not allowed by botgate policy', reason),
+          chat: undefined,
+        }
       }
     }
+    const limited = call.kind === 'method' ? (bot.chats?.argumentsOf(call.method) ?? []) : []
+    const prepared =
+      call.kind === 'file' ? undefined : await prepareCall(call, { limited, maxUpload: this.#maxUpload })
+    if (prepared === TOO_LARGE) {
+      const description =
+        'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)'
+      return { answer: ownAnswer(413, description, 'upload_too_large'), chat: undefined }
+    }
+    const chat = prepared?.chat
+    if (prepared !== undefined && bot.chats !== undefined) {
+      const refused = await this.#checkChats(bot.chats, call.method, prepared)
+      if (refused !== undefined) {
+        prepared.guard?.discard()
+        return { answer: refused, chat }
+      }
+    }
+    return { answer: await this.#send(bot, call, prepared), chat }
+  }
+
+  /** `outbound.chats` on the call's chats: undefined when they may be addressed, else the refusal. */
+  async #checkChats(
+    limits: ChatLimits,
+    method: string,
+    prepared: PreparedCall,
+  ): Promise<CallAnswer | undefined> {
+    let verdict: ChatVerdict
+    try {
+      verdict = await limits.check(method, prepared.chats)
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error
+      return ownAnswer(503, 'Service Unavailable: botgate cannot check the chat now', 'store_unavailable', 1)
+    }
+    if (verdict === 'chat_not_allowed')
+      return ownAnswer(403, 'Forbidden: chat not allowed by botgate policy', verdict)
+    if (verdict === 'chat_unreadable')
+      return ownAnswer(
+        403,
+        'Forbidden: botgate could not read the chat of this call: send chat_id before any file',
+        verdict,
+      )
+    return undefined
+  }
+
+  /** Sends the call, paced unless it is a download; botgate's own answer when it cannot. */
+  async #send(bot: BotApiBot, call: BotApiCall, prepared: PreparedCall | undefined): Promise<CallAnswer> {
     const path = `${this.#basePath}/${call.kind === 'file' ? 'file/' : ''}bot${bot.token}/${call.method}${call.search}`
-    const headers = { ...call.headers, 'accept-encoding': 'identity' }
+    const headers = { ...(prepared?.headers ?? call.headers), 'accept-encoding': 'identity' }
+    const body = prepared === undefined ? call.body : prepared.body
     const send = async (): Promise<Attempt<Sent>> => {
-      const answer = await this.#pool.request({
-        path,
-        method: call.httpMethod,
-        headers,
-        body: call.body ?? null,
-      })
+      const answer = await this.#pool.request({ path, method: call.httpMethod, headers, body: body ?? null })
       if (answer.statusCode === 401) this.#metrics.bot(bot.name).alerts.egressRejected++
       if (answer.statusCode !== 429) return { value: { answer, text: undefined } }
       this.#metrics.bot(bot.name).alerts.egressFlood++
@@ -216,17 +250,16 @@ export class BotApiCalls {
       return { value: { answer, text }, ...(retryAfterS === undefined ? {} : { retryAfterS }) }
     }
     try {
-      if (call.kind === 'file') {
+      if (prepared === undefined) {
         const { answer, text } = (await send()).value
         return { kind: 'telegram', answer, text, queuedMs: undefined }
       }
-      const body = call.body instanceof Buffer ? call.body : undefined
       const paced = await this.#pacer.run(
         {
           bot: bot.name,
           method: call.method,
-          chat: chatOf(call.search, call.headers['content-type'], body),
-          retriable: body !== undefined || call.body === undefined,
+          chat: prepared.chat,
+          retriable: body === undefined || body instanceof Buffer,
         },
         send,
       )
@@ -239,6 +272,19 @@ export class BotApiCalls {
         )
       return { kind: 'telegram', ...paced.value, queuedMs: paced.queuedMs }
     } catch (error) {
+      const stopped = prepared?.guard?.stopped
+      if (stopped === 'upload_too_large')
+        return ownAnswer(
+          413,
+          'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)',
+          stopped,
+        )
+      if (stopped === 'chat_unreadable')
+        return ownAnswer(
+          403,
+          'Forbidden: botgate could not read the chat of this call: a chat_id came after a file',
+          stopped,
+        )
       // The error's name and code only: a message of the HTTP client could quote the URL, which
       // holds the token.
       const { name, code } = error as NodeJS.ErrnoException

@@ -13,6 +13,7 @@
 
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
+import { createChatLimits } from '../checks/outbound/chats.js'
 import { outboundFilter } from '../checks/outbound/index.js'
 import { replyMethodFilter } from '../checks/replies/index.js'
 import type { GatewayConfig } from '../config/load.js'
@@ -29,7 +30,7 @@ export type { ReplyExecutor, ReplyOutcome } from './reply.js'
 const TELEGRAM = new URL('https://api.telegram.org')
 
 /** Every bot with a token may have its webhook answers executed; the filters are its policy's. */
-function apiBots(config: GatewayConfig): BotApiBot[] {
+function apiBots(config: GatewayConfig, store: Store): BotApiBot[] {
   const bots: BotApiBot[] = []
   for (const bot of config.bots) {
     if (bot.token === undefined) continue
@@ -39,6 +40,7 @@ function apiBots(config: GatewayConfig): BotApiBot[] {
       // The policy's outbound section: the same filter as the bot's webhook answers.
       allows: outboundFilter(bot.policy.outbound),
       replyAllows: replyMethodFilter(bot.policy.replies, bot.policy.outbound),
+      chats: createChatLimits(bot.policy.outbound?.chats, { store, bot: bot.name }),
     })
   }
   return bots
@@ -71,11 +73,13 @@ export class Egress {
   readonly #logger: Logger
   readonly #metrics: GatewayMetrics
   readonly #pacer: Pacer
+  readonly #store: Store
   #generation: Generation
 
   constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, store: Store) {
     this.#logger = logger
     this.#metrics = metrics
+    this.#store = store
     this.#pacer = createPacer(config.egress?.pacing ?? compilePacing(undefined), {
       store,
       metrics: pacingMetrics(metrics.registry),
@@ -94,11 +98,15 @@ export class Egress {
 
   #build(config: GatewayConfig): Generation {
     const calls = new BotApiCalls(
-      { apiBase: config.egress?.apiBase ?? TELEGRAM, pacer: this.#pacer },
+      {
+        apiBase: config.egress?.apiBase ?? TELEGRAM,
+        pacer: this.#pacer,
+        maxUploadBytes: Number.POSITIVE_INFINITY,
+      },
       this.#logger,
       this.#metrics,
     )
-    const bots = apiBots(config)
+    const bots = apiBots(config, this.#store)
     return {
       calls,
       handler: new EgressHandler(egressBots(config, bots), calls, this.#logger),

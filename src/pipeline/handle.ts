@@ -33,7 +33,9 @@ export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProt
     if (body.length > bot.body.limit) exchange.noteShadow('body_too_large')
     let refused = checkUpdate(bot, exchange, body)
     if (isPromise(refused)) refused = await refused
-    return refused ?? (await forward(bot, exchange, forwardedProto))
+    if (refused !== undefined) return refused
+    bot.heard?.(exchange.update)
+    return await forward(bot, exchange, forwardedProto)
   } finally {
     inflight.dec()
   }
