@@ -83,9 +83,6 @@ interface Sent {
   readonly text: string | undefined
 }
 
-/** Most time Telegram may take to answer a call's headers; file downloads stream after that. */
-const HEADERS_TIMEOUT_MS = 60_000
-
 /** Methods the egress counts by name; any other is `other`, so made-up names cannot grow /metrics. */
 const GUARDED_NAMES = new Set(GUARDED_METHODS)
 
@@ -126,6 +123,8 @@ export interface BotApiSettings {
   readonly pacer: Pacer
   /** `egress.max_upload`: most bytes of a streamed body. */
   readonly maxUploadBytes: number
+  /** `egress.timeout`: for Telegram's answer headers, and between parts of its body. */
+  readonly timeoutMs: number
 }
 
 /**
@@ -144,8 +143,8 @@ export class BotApiCalls {
     this.#pacer = settings.pacer
     this.#maxUpload = settings.maxUploadBytes
     this.#pool = new Pool(settings.apiBase.origin, {
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      bodyTimeout: HEADERS_TIMEOUT_MS,
+      headersTimeout: settings.timeoutMs,
+      bodyTimeout: settings.timeoutMs,
       keepAliveTimeout: 30_000,
     })
     this.#basePath = settings.apiBase.pathname.replace(/\/+$/, '')
@@ -289,6 +288,8 @@ export class BotApiCalls {
       // holds the token.
       const { name, code } = error as NodeJS.ErrnoException
       this.#logger.warn({ bot: bot.name, via: call.via, error: name, code }, 'egress call failed')
+      if (code === 'UND_ERR_HEADERS_TIMEOUT')
+        return ownAnswer(504, 'Gateway Timeout: the Bot API did not answer in time', 'bot_api_timeout')
       return ownAnswer(502, 'Bad Gateway: botgate could not reach the Bot API', 'bot_api_unreachable')
     }
   }

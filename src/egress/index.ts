@@ -8,7 +8,8 @@
  *
  * The egress listener exists when the config at start has `egress` (the gateway binds
  * {@link Egress.server} to `egress.listen`; the address changes only on restart, like the other
- * listeners). The reply executor always exists: it needs a bot's token, not the listener.
+ * listeners). The reply executor always exists: it needs a bot's token, not the listener;
+ * without an `egress` section it calls Telegram's Bot API with the default settings.
  */
 
 import { createServer, type Server } from 'node:http'
@@ -16,18 +17,15 @@ import type { Logger } from 'pino'
 import { createChatLimits } from '../checks/outbound/chats.js'
 import { outboundFilter } from '../checks/outbound/index.js'
 import { replyMethodFilter } from '../checks/replies/index.js'
-import type { GatewayConfig } from '../config/load.js'
+import { egressDefaults, type GatewayConfig } from '../config/load.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
 import type { Store } from '../store/index.js'
 import { type BotApiBot, BotApiCalls } from './calls.js'
-import { compilePacing, createPacer, type Pacer, pacingMetrics } from './pacing/index.js'
+import { createPacer, type Pacer, pacingMetrics } from './pacing/index.js'
 import { type EgressBot, EgressHandler } from './proxy.js'
 import { Replies, type ReplyExecutor, type ReplyOutcome } from './reply.js'
 
 export type { ReplyExecutor, ReplyOutcome } from './reply.js'
-
-/** Telegram's Bot API, where calls go unless `egress.api_base` says otherwise. */
-const TELEGRAM = new URL('https://api.telegram.org')
 
 /** Every bot with a token may have its webhook answers executed; the filters are its policy's. */
 function apiBots(config: GatewayConfig, store: Store): BotApiBot[] {
@@ -80,7 +78,7 @@ export class Egress {
     this.#logger = logger
     this.#metrics = metrics
     this.#store = store
-    this.#pacer = createPacer(config.egress?.pacing ?? compilePacing(undefined), {
+    this.#pacer = createPacer((config.egress ?? egressDefaults()).pacing, {
       store,
       metrics: pacingMetrics(metrics.registry),
       logger,
@@ -97,11 +95,13 @@ export class Egress {
   }
 
   #build(config: GatewayConfig): Generation {
+    const settings = config.egress ?? egressDefaults()
     const calls = new BotApiCalls(
       {
-        apiBase: config.egress?.apiBase ?? TELEGRAM,
+        apiBase: settings.apiBase,
         pacer: this.#pacer,
-        maxUploadBytes: Number.POSITIVE_INFINITY,
+        maxUploadBytes: settings.maxUploadBytes,
+        timeoutMs: settings.timeoutMs,
       },
       this.#logger,
       this.#metrics,

@@ -12,7 +12,6 @@
 import type { Readable } from 'node:stream'
 import type { CallChats } from '../checks/outbound/chats.js'
 import { boundaryOf, fieldValues, parseCallBody } from '../telegram/call-body.js'
-import type { BotApiCall } from './calls.js'
 import { type ChatTarget, chatTarget } from './pacing/index.js'
 import { HEAD_LIMIT, multipartHead, readHead, UploadGuard } from './upload.js'
 
@@ -27,6 +26,14 @@ export interface PreparedCall {
   readonly guard: UploadGuard | undefined
 }
 
+/** What preparing reads of a call (./calls.ts, BotApiCall). */
+export interface CallInput {
+  /** The query string with its `?`, or ''. */
+  readonly search: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Buffer | Readable | undefined
+}
+
 export interface PrepareOptions {
   /** The chat arguments `outbound.chats` limits for this method; empty: none. */
   readonly limited: readonly string[]
@@ -38,7 +45,7 @@ export interface PrepareOptions {
 export const TOO_LARGE = 'too_large'
 
 export async function prepareCall(
-  call: BotApiCall,
+  call: CallInput,
   options: PrepareOptions,
 ): Promise<PreparedCall | typeof TOO_LARGE> {
   const query = new URLSearchParams(call.search)
