@@ -83,6 +83,9 @@ interface Sent {
   readonly text: string | undefined
 }
 
+const TOO_LARGE_TEXT =
+  'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)'
+
 /** Methods the egress counts by name; any other is `other`, so made-up names cannot grow /metrics. */
 const GUARDED_NAMES = new Set(GUARDED_METHODS)
 
@@ -193,11 +196,8 @@ export class BotApiCalls {
     const limited = call.kind === 'method' ? (bot.chats?.argumentsOf(call.method) ?? []) : []
     const prepared =
       call.kind === 'file' ? undefined : await prepareCall(call, { limited, maxUpload: this.#maxUpload })
-    if (prepared === TOO_LARGE) {
-      const description =
-        'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)'
-      return { answer: ownAnswer(413, description, 'upload_too_large'), chat: undefined }
-    }
+    if (prepared === TOO_LARGE)
+      return { answer: ownAnswer(413, TOO_LARGE_TEXT, 'upload_too_large'), chat: undefined }
     const chat = prepared?.chat
     if (prepared !== undefined && bot.chats !== undefined) {
       const refused = await this.#checkChats(bot.chats, call.method, prepared)
@@ -206,7 +206,11 @@ export class BotApiCalls {
         return { answer: refused, chat }
       }
     }
-    return { answer: await this.#send(bot, call, prepared), chat }
+    const answer = await this.#send(bot, call, prepared)
+    // Refused or failed: the rest of a streamed body is read and dropped, so the bot can finish
+    // sending it and read the answer.
+    if (answer.kind === 'own') prepared?.guard?.discard()
+    return { answer, chat }
   }
 
   /** `outbound.chats` on the call's chats: undefined when they may be addressed, else the refusal. */
@@ -272,12 +276,7 @@ export class BotApiCalls {
       return { kind: 'telegram', ...paced.value, queuedMs: paced.queuedMs }
     } catch (error) {
       const stopped = prepared?.guard?.stopped
-      if (stopped === 'upload_too_large')
-        return ownAnswer(
-          413,
-          'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)',
-          stopped,
-        )
+      if (stopped === 'upload_too_large') return ownAnswer(413, TOO_LARGE_TEXT, stopped)
       if (stopped === 'chat_unreadable')
         return ownAnswer(
           403,

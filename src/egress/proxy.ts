@@ -177,6 +177,10 @@ export class EgressHandler {
     }
     if (answer.text !== undefined) response.end(scrubText(answer.text, token, credential))
     else await pipeline(telegram.body, new TokenScrubber(token, credential), response)
-    return { status: telegram.statusCode }
+    // Telegram's error_code is its HTTP status; the body streamed past unread.
+    return {
+      status: telegram.statusCode,
+      errorCode: telegram.statusCode >= 400 ? telegram.statusCode : undefined,
+    }
   }
 }
