@@ -452,6 +452,49 @@ describe('egress pacing: Telegram flood limits kept for the bot', () => {
     })
     expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThan(30)
   })
+
+  it('answers a streamed upload the pacing refuses, its body drained', async () => {
+    // Telegram pauses the chat for longer than max_wait: its later calls are refused at once.
+    api.failNext('sendMessage', tooManyRequests(30))
+    expect((await send(-100999, 'flooded')).status).toBe(429)
+    // Streamed (chunked, 16 MiB: more than sockets buffer), chat_id before the file: paced by that
+    // chat. node:http keeps sending the body after the answer, as a plain bot's client would.
+    const request = http.request(`${egress}/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=up' },
+    })
+    const answered = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      request.on('response', (response) => {
+        let text = ''
+        response.on('data', (chunk: Buffer) => {
+          text += chunk
+        })
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }))
+      })
+      request.on('error', reject)
+    })
+    const sent = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000)
+      request.on('finish', () => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+    request.write('--up\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n-100999\r\n')
+    request.write('--up\r\nContent-Disposition: form-data; name="document"; filename="u.bin"\r\n\r\n')
+    for (let i = 0; i < 256; i++) request.write(Buffer.alloc(64 * 1024, 'u'))
+    request.end('\r\n--up--\r\n')
+    const upload = await answered
+    expect(upload.status).toBe(429)
+    expect(upload.body).toMatchObject({
+      ok: false,
+      error_code: 429,
+      parameters: { retry_after: expect.any(Number) },
+    })
+    expect(api.callsOf('sendDocument').filter((c) => c.params.chat_id === '-100999')).toHaveLength(0)
+    // botgate reads and drops the rest of the body: the bot's upload finishes.
+    expect(await sent).toBe(true)
+  })
 })
 
 describe('egress alerts', () => {
