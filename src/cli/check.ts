@@ -159,7 +159,7 @@ function describeAlerts(config: GatewayConfig): string[] {
   const count = (value: number | undefined) => (value === undefined ? 'off' : `>= ${value}`)
   return [
     `alerts to chat ${alerts.chatId}${alerts.messageThreadId === undefined ? '' : ` topic ${alerts.messageThreadId}`} via ${displayApiBase(alerts.apiBase)}, bot token ${maskSecret(alerts.token)}, every ${formatDuration(alerts.intervalMs)}`,
-    `  bad_secret ${count(thresholds.badSecret)}, ip_not_allowed ${count(thresholds.ipNotAllowed)}, upstream_failures ${count(thresholds.upstreamFailures)}, bans ${count(thresholds.bans)}, egress_token_rejected ${count(thresholds.egressTokenRejected)}, egress_flood ${count(thresholds.egressFlood)}, store_outage ${alerts.storeOutage ? 'on' : 'off'}, reload_refused ${alerts.reloadRefused ? 'on' : 'off'}`,
+    `  bad_secret ${count(thresholds.badSecret)}, ip_not_allowed ${count(thresholds.ipNotAllowed)}, upstream_failures ${count(thresholds.upstreamFailures)}, bans ${count(thresholds.bans)}, egress_token_rejected ${count(thresholds.egressTokenRejected)}, egress_flood ${count(thresholds.egressFlood)}, dead_letters ${count(thresholds.deadLetters)}, store_outage ${alerts.storeOutage ? 'on' : 'off'}, reload_refused ${alerts.reloadRefused ? 'on' : 'off'}`,
   ]
 }
 

@@ -9,6 +9,7 @@ import { UsageError } from './args.js'
 import * as check from './check.js'
 import * as deleteWebhook from './delete-webhook.js'
 import * as demo from './demo.js'
+import * as queue from './queue.js'
 import * as schema from './schema.js'
 import * as secret from './secret.js'
 import * as serve from './serve.js'
@@ -30,6 +31,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   'set-webhook': setWebhook,
   'webhook-info': webhookInfo,
   'delete-webhook': deleteWebhook,
+  queue,
 }
 
 const HELP = `botgate ${VERSION}: a security gateway in front of Telegram bot webhooks

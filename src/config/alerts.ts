@@ -16,6 +16,7 @@ export interface AlertThresholds {
   readonly bans: number | undefined
   readonly egressTokenRejected: number | undefined
   readonly egressFlood: number | undefined
+  readonly deadLetters: number | undefined
 }
 
 export interface AlertsConfig {
@@ -77,6 +78,7 @@ export function resolveAlerts(
       bans: count(raw.bans),
       egressTokenRejected: count(raw.egress_token_rejected),
       egressFlood: count(raw.egress_flood),
+      deadLetters: count(raw.dead_letters),
     },
     storeOutage: raw.store_outage,
     reloadRefused: raw.reload_refused,

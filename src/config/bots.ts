@@ -14,6 +14,7 @@ import {
   policyPath,
 } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
+import { compileQueue, type QueueConfig } from '../queue/schema.js'
 import { errorCode } from './errors.js'
 import { resolveSign, type SignConfig } from './keys.js'
 import type { RawBot, RawConfig } from './schema.js'
@@ -27,6 +28,8 @@ export interface UpstreamConfig {
   readonly secretToken: string | undefined
   /** `upstream.sign`: a JWT on every forward. */
   readonly sign: SignConfig | undefined
+  /** `delivery: queued`: the queue the update waits in (docs/queue.md); undefined: direct. */
+  readonly queue: QueueConfig | undefined
 }
 
 export interface BotConfig {
@@ -142,7 +145,17 @@ export class BotResolver {
             name: bot.name,
             urlHasCredentials: url !== undefined && url.username !== '',
           })
-    return url === undefined ? undefined : { url, timeoutMs, secretToken, sign }
+    if (bot.upstream.delivery !== 'queued' && bot.upstream.queue !== undefined)
+      this.#reader.source.issue([...at, 'upstream', 'queue'], 'is read only with delivery: queued')
+    const queue = bot.upstream.delivery === 'queued' ? compileQueue(bot.upstream.queue) : undefined
+    if (queue !== undefined && queue.retryMinMs > queue.retryMaxMs)
+      this.#reader.source.issue([...at, 'upstream', 'queue', 'retry_min'], 'must not be more than retry_max')
+    if (queue !== undefined && (queue.leaseMs < 1000 || queue.pollMs === 0))
+      this.#reader.source.issue(
+        [...at, 'upstream', 'queue', queue.pollMs === 0 ? 'poll' : 'lease'],
+        queue.pollMs === 0 ? 'must be more than 0' : 'must be at least 1s',
+      )
+    return url === undefined ? undefined : { url, timeoutMs, secretToken, sign, queue }
   }
 
   /** One `bots[]` entry; undefined when it has problems (reported). */

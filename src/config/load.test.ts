@@ -76,6 +76,7 @@ describe('loadConfig: a valid config', () => {
         ipNotAllowed: undefined,
         upstreamFailures: 3,
         bans: 1,
+        deadLetters: 1,
         egressTokenRejected: 1,
         egressFlood: 10,
       },

@@ -162,6 +162,7 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
   const tls = resolveTls(reader, raw.tls, warnings)
   const alerts = resolveAlerts(reader, raw.alerts, warnings)
   const egress = resolveEgress(source, raw.egress, warnings)
+  queuedDelivery(source, raw, bots, warnings)
   const jwks = collectJwks(
     reader,
     bots.map((bot) => bot?.upstream.sign),
@@ -194,6 +195,30 @@ export function loadConfig(file: string, options: LoadOptions = {}): GatewayConf
     warnings,
   }
   return options.adjust === undefined ? config : options.adjust(config)
+}
+
+/**
+ * `upstream.delivery: queued` keeps updates in Redis Streams: it needs `store: redis`. The bot's
+ * webhook answers are then executed by botgate with the bot's token: without one they are lost.
+ */
+function queuedDelivery(
+  source: YamlSource,
+  raw: RawConfig,
+  bots: readonly (BotConfig | undefined)[],
+  warnings: string[],
+): void {
+  for (const [index, bot] of bots.entries()) {
+    if (bot?.upstream.queue === undefined) continue
+    if (raw.store.type !== 'redis')
+      source.issue(
+        ['bots', index, 'upstream', 'delivery'],
+        'queued needs store: redis (the queue is a Redis Stream every replica delivers from)',
+      )
+    if (bot.token === undefined)
+      warnings.push(
+        `bot ${bot.name}: delivery: queued without token or token_file: the bot's webhook answers cannot be executed and are dropped (give the token, or call the Bot API yourself)`,
+      )
+  }
 }
 
 /** `egress`: its listener and Bot API base; plain http to another host is legal but warned about. */

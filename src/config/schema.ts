@@ -12,6 +12,7 @@
 import { type Static, type TOptional, type TString, Type } from '@sinclair/typebox'
 import { pacingSchema } from '../egress/pacing/schema.js'
 import { policySchema } from '../policy/schema.js'
+import { deliverySchema, queueSchema } from '../queue/schema.js'
 import { DEFAULT_API_BASE } from '../telegram/bot-api.js'
 import { DURATION_PATTERN, SIZE_PATTERN } from './units.js'
 
@@ -179,6 +180,8 @@ const upstreamSchema = Type.Object(
       'Optional: sent to the upstream as X-Telegram-Bot-Api-Secret-Token so the bot can verify the gateway.',
     ),
     sign: Type.Optional(signSchema),
+    delivery: deliverySchema,
+    queue: Type.Optional(queueSchema),
   },
   { additionalProperties: false, description: 'Where clean updates go.' },
 )
@@ -391,6 +394,7 @@ export const alertsSchema = Type.Object(
       'Egress calls Telegram answered 401: the bot token was revoked (or is wrong).',
     ),
     egress_flood: threshold(10, 'Egress calls Telegram answered 429 (its flood control), retried or not.'),
+    dead_letters: threshold(1, 'Queued updates moved to the dead letters (upstream.delivery: queued).'),
     store_outage: Type.Boolean({
       default: true,
       description: 'Alert when the shared store becomes unreachable, and when it is back. Default: true.',

@@ -6,6 +6,7 @@ const config = (url: string, timeoutMs = 25_000) => ({
   timeoutMs,
   secretToken: undefined,
   sign: undefined,
+  queue: undefined,
 })
 
 describe('UpstreamPools', () => {

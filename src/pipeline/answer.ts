@@ -7,8 +7,11 @@
 
 import type { Drop, Reason, Reject } from './verdict.js'
 
-/** How a request ended, for "forwarded vs dropped vs rejected" at a glance in metrics. */
-export type Outcome = 'forwarded' | 'dropped' | 'rejected' | 'failed'
+/**
+ * How a request ended, for "forwarded vs dropped vs rejected" at a glance in metrics. `queued`:
+ * kept in the bot's queue (upstream.delivery: queued), delivered later.
+ */
+export type Outcome = 'forwarded' | 'queued' | 'dropped' | 'rejected' | 'failed'
 
 export interface Answer {
   readonly status: number

@@ -1,7 +1,8 @@
 /**
  * @module
  * One request through one bot's pipeline, in the fixed order of SPEC section 3:
- * checks 2-4 (who), 5-7 (what bytes), 8-12 (which update, under which policy), 13 (forward).
+ * checks 2-4 (who), 5-7 (what bytes), 8-12 (which update, under which policy), 13 (forward, or
+ * into the bot's queue under `upstream.delivery: queued`).
  */
 
 import { INVALID_ENVELOPE } from '../checks/updates/index.js'
@@ -35,7 +36,9 @@ export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProt
     if (isPromise(refused)) refused = await refused
     if (refused !== undefined) return refused
     bot.heard?.(exchange.update)
-    return await forward(bot, exchange, forwardedProto)
+    return bot.queue === undefined
+      ? await forward(bot, exchange, forwardedProto)
+      : await bot.queue.admit(exchange, forwardedProto)
   } finally {
     inflight.dec()
   }

@@ -52,6 +52,10 @@ export type ForwardReason =
   | 'upstream_unreachable'
   | 'upstream_timeout'
   | 'overloaded'
+  // upstream.delivery: queued (docs/queue.md): kept for delivery, or not taken in.
+  | 'queued'
+  | 'queue_full'
+  | 'queue_unavailable'
 
 export type Reason = RejectReason | DropReason | ForwardReason
 
@@ -82,6 +86,9 @@ export const REASONS: readonly Reason[] = [
   'upstream_unreachable',
   'upstream_timeout',
   'overloaded',
+  'queued',
+  'queue_full',
+  'queue_unavailable',
   'store_unavailable',
   'internal_error',
   'request_timeout',

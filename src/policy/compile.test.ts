@@ -56,6 +56,7 @@ describe('compileBot', () => {
       blocks: new Blocks(new MemoryStore({ maxEntries: 100 })),
       logger: { warn: () => undefined } as unknown as Logger,
       pools: new UpstreamPools(),
+      queues: undefined,
     }
     const first = compileBot(a, deps)
     const second = compileBot(b, deps)

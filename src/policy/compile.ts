@@ -38,6 +38,8 @@ import { Upstream, type UpstreamPools } from '../forward/upstream.js'
 import type { Logger } from '../observe/logger.js'
 import type { BotMetrics, GatewayMetrics } from '../observe/metrics.js'
 import type { RequestCheck, UpdateCheck } from '../pipeline/check.js'
+import type { Admission } from '../queue/admit.js'
+import type { QueueService } from '../queue/index.js'
 import type { Store } from '../store/index.js'
 import type { Policy } from './schema.js'
 
@@ -55,6 +57,8 @@ export interface BotPipeline extends ForwardTarget {
   readonly metrics: BotMetrics
   /** Records the chat of an update about to be forwarded, when `outbound.chats` uses heard_from. */
   readonly heard: HeardRecorder | undefined
+  /** Check 13 under `upstream.delivery: queued`: the update goes into the bot's queue instead. */
+  readonly queue: Admission | undefined
 }
 
 /** What compiled pipelines share across bots and reloads. */
@@ -67,6 +71,8 @@ export interface CompileDeps {
   readonly logger: Logger
   /** The upstream connection pools, shared by bots with the same upstream origin. */
   readonly pools: UpstreamPools
+  /** The process's queue; undefined without `store: redis` (the loader refuses queued bots then). */
+  readonly queues: QueueService | undefined
 }
 
 /** What a pipeline compiles from its policy alone, shared by the bots with that policy object. */
@@ -230,5 +236,7 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
           logger: deps.logger,
         })
       : undefined,
+    queue:
+      bot.upstream.queue === undefined ? undefined : deps.queues?.admission(bot.name, bot.upstream.queue),
   }
 }

@@ -35,6 +35,7 @@ import { createLogger, flushLogger, type Logger, stdoutDestination } from '../ob
 import { GatewayMetrics, NO_BOT } from '../observe/metrics.js'
 import { RequestLog } from '../observe/record.js'
 import { type BotPipeline, type CompileDeps, compileBot, pipelineKey } from '../policy/compile.js'
+import type { QueuedBot, QueueService } from '../queue/index.js'
 import { ClientIpResolver } from '../request/client-ip.js'
 import type { Store } from '../store/index.js'
 import { MemoryStore } from '../store/memory.js'
@@ -228,6 +229,8 @@ export class Gateway {
   readonly #egress: Egress
   /** Makes a bot's webhook answer as a Bot API call with its token (src/egress/reply.ts). */
   readonly replies: ReplyExecutor
+  /** The queue of bots with `upstream.delivery: queued` (docs/queue.md); only with `store: redis`. */
+  readonly #queues: QueueService | undefined
   readonly #watcher: FileWatcher
   #active = 0
   #idle: (() => void) | undefined
@@ -241,13 +244,19 @@ export class Gateway {
   private constructor(
     options: GatewayOptions,
     config: GatewayConfig,
-    started: { logger: Logger; metrics: GatewayMetrics; opened: OpenedStore },
+    started: {
+      logger: Logger
+      metrics: GatewayMetrics
+      opened: OpenedStore
+      queues: QueueService | undefined
+    },
   ) {
     this.#options = options
     this.logger = started.logger
     this.metrics = started.metrics
     this.#opened = started.opened
     this.store = this.#opened.store
+    this.#queues = started.queues
     // Blocks are operator state, not traffic. The shared memory store evicts the least recently
     // written marks when full, so a flood of dedupe marks could evict a block: with the memory
     // store, blocks get a store of their own. A shared store (redis) holds them for every replica.
@@ -301,9 +310,12 @@ export class Gateway {
       options.logger ??
       createLogger(config.log.level, stdoutDestination({ dropped: metrics.logLinesDropped.labels() }))
     const opened = await openStore(config.store, { metrics, logger })
-    let gateway: Gateway
+    // The queue delivers before the constructor has run only if the gateway is up: by then it is set.
+    let gateway: Gateway | undefined
+    const replies = (bot: string) => gateway?.repliesOf(bot)
+    const queues = await openQueues(config, { logger, metrics, store: opened.store, replies })
     try {
-      gateway = new Gateway(options, config, { logger, metrics, opened })
+      gateway = new Gateway(options, config, { logger, metrics, opened, queues })
     } catch (error) {
       await opened.store.close()
       throw error
@@ -327,6 +339,8 @@ export class Gateway {
       throw error
     }
     gateway.#watcher.watch(config.files)
+    gateway.#queues?.update(queuedBots(gateway.#generation.bots))
+    await gateway.#queues?.waitReady(config.store.type === 'redis' ? config.store.connectTimeoutMs : 0)
     for (const warning of config.warnings) gateway.logger.warn({ warning }, 'config warning')
     gateway.logger.info(
       {
@@ -353,7 +367,13 @@ export class Gateway {
       blocks: this.blocks,
       logger: this.logger,
       pools: this.#pools,
+      queues: this.#queues,
     }
+  }
+
+  /** The reply executor for a bot of the current config that has a token; undefined for others. */
+  repliesOf(bot: string): ReplyExecutor | undefined {
+    return this.#generation.compiled.get(bot)?.pipeline.config.token === undefined ? undefined : this.replies
   }
 
   get config(): GatewayConfig {
@@ -381,9 +401,10 @@ export class Gateway {
   readiness(): Readiness {
     const listener = this.#draining ? 'draining' : 'serving'
     const store = this.#opened.health()
+    const queue = this.#queues?.health() ?? { ready: true, detail: 'none' }
     return {
-      ready: !this.#draining && store.ready,
-      checks: { config: 'loaded', listener, store: store.detail },
+      ready: !this.#draining && store.ready && queue.ready,
+      checks: { config: 'loaded', listener, store: store.detail, queue: queue.detail },
     }
   }
 
@@ -455,6 +476,7 @@ export class Gateway {
     }
     this.#generation = next
     this.#egress.update(config)
+    this.#queues?.update(queuedBots(next.bots))
     this.#retiring.add(previous)
     previous.retire(() => {
       this.#retiring.delete(previous)
@@ -550,6 +572,8 @@ export class Gateway {
     const clean = await drained
     if (!clean)
       this.logger.warn({ in_flight: this.#active }, 'grace period over: closing remaining connections')
+    // Queued deliveries under way finish in what is left of the grace; their shards go back.
+    await this.#queues?.close(clean ? graceMs : 0)
     // Forwards still running fail first (502, logged), and get a turn of the loop to write their
     // answers; then every connection closes.
     await this.#pools.destroy()
@@ -566,6 +590,40 @@ export class Gateway {
     this.logger.info({ clean }, 'stopped')
     await flushLogger(this.logger)
   }
+}
+
+/** The queue, when the store is Redis (the loader refuses queued bots on another store). */
+async function openQueues(
+  config: GatewayConfig,
+  deps: {
+    logger: Logger
+    metrics: GatewayMetrics
+    store: Store
+    replies: (bot: string) => ReplyExecutor | undefined
+  },
+): Promise<QueueService | undefined> {
+  if (config.store.type !== 'redis') return undefined
+  const [{ QueueService }, { connect }] = await Promise.all([
+    import('../queue/index.js'),
+    import('../store/redis.js'),
+  ])
+  return new QueueService(config.store, {
+    logger: deps.logger,
+    registry: deps.metrics.registry,
+    store: deps.store,
+    replies: deps.replies,
+    onDead: (bot) => deps.metrics.bot(bot).alerts.deadLetters++,
+    connect,
+  })
+}
+
+/** The bots whose updates go through the queue, with what their delivery sends through. */
+function queuedBots(bots: readonly BotPipeline[]): QueuedBot[] {
+  const queued: QueuedBot[] = []
+  for (const bot of bots)
+    if (bot.config.upstream.queue !== undefined)
+      queued.push({ name: bot.name, config: bot.config.upstream.queue, target: bot })
+  return queued
 }
 
 function listen(server: Server | HttpsServer, host: string, port: number): Promise<void> {

@@ -247,7 +247,8 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
 
-function connect(config: RedisStoreConfig): Redis | Cluster {
+/** A client for `config` (standalone, Sentinel or Cluster), with no offline queue and no retries of its own. */
+export function connect(config: RedisStoreConfig): Redis | Cluster {
   const common = {
     connectTimeout: config.connectTimeoutMs,
     socketTimeout: config.connectTimeoutMs,

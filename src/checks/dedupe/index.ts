@@ -80,12 +80,15 @@ export class DedupeClaim implements NumberedKey, HeldMark {
   }
 
   /**
-   * Delivered or dropped by policy is done for `ttl`; anything else (the upstream failed, the
+   * Delivered, queued for delivery or dropped by policy is done for `ttl`; anything else (the upstream failed, the
    * gateway was overloaded) releases the mark so Telegram's redelivery goes through. Runs off the
    * answer's path: the answer never waits for it.
    */
   settle(answer: Answer): void {
-    this.marks.settle(this, answer.outcome === 'forwarded' || answer.outcome === 'dropped')
+    this.marks.settle(
+      this,
+      answer.outcome === 'forwarded' || answer.outcome === 'queued' || answer.outcome === 'dropped',
+    )
   }
 }
 

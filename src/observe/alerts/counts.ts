@@ -29,6 +29,8 @@ export interface CountSnapshot {
   readonly egressRejected: number
   /** Egress calls Telegram answered 429 (flood control), retried or not. */
   readonly egressFlood: number
+  /** Queued updates moved to the dead letters (upstream.delivery: queued). */
+  readonly deadLetters: number
 }
 
 export class AlertCounts {
@@ -42,6 +44,7 @@ export class AlertCounts {
   bans = 0
   egressRejected = 0
   egressFlood = 0
+  deadLetters = 0
 
   /** Called once per answered request with its reason (from recordRequest). */
   count(reason: Reason): void {
@@ -87,6 +90,7 @@ export class AlertCounts {
       bans: this.bans,
       egressRejected: this.egressRejected,
       egressFlood: this.egressFlood,
+      deadLetters: this.deadLetters,
     }
     this.badSecret = 0
     this.ipNotAllowed = 0
@@ -98,6 +102,7 @@ export class AlertCounts {
     this.bans = 0
     this.egressRejected = 0
     this.egressFlood = 0
+    this.deadLetters = 0
     return snapshot
   }
 }

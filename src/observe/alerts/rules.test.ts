@@ -13,6 +13,7 @@ const SETTINGS: RuleSettings = {
     bans: 2,
     egressTokenRejected: 1,
     egressFlood: 3,
+    deadLetters: 1,
   },
   storeOutage: true,
   reloadRefused: true,
@@ -36,6 +37,7 @@ function snapshot(
     bans: fields.bans ?? 0,
     egressRejected: fields.egressRejected ?? 0,
     egressFlood: fields.egressFlood ?? 0,
+    deadLetters: fields.deadLetters ?? 0,
   }
 }
 
@@ -69,6 +71,15 @@ describe('counted alerts', () => {
       '2 egress calls answered 401 by Telegram in 1m (threshold 1): the bot token is revoked or wrong.',
     )
     expect(due.find((alert) => alert.kind === 'egress_flood')?.text).toContain('By bot: shop 2, news 1')
+  })
+
+  it('reports queued updates moved to the dead letters, by bot', () => {
+    const rules = new AlertRules(SETTINGS)
+    expect(rules.observe(0, [['shop', snapshot({ deadLetters: 2 })]])).toEqual([])
+    const due = rules.observe(MINUTE, [['news', snapshot({})]])
+    expect(due.map((alert) => alert.kind)).toEqual(['dead_letters'])
+    expect(due[0]?.text).toContain('2 queued updates moved to the dead letters in 1m (threshold 1)')
+    expect(due[0]?.text).toContain('By bot: shop 2')
   })
 
   it('reports automatic bans by bot, never who was banned', () => {
@@ -159,6 +170,7 @@ describe('counted alerts', () => {
         bans: undefined,
         egressTokenRejected: undefined,
         egressFlood: undefined,
+        deadLetters: undefined,
       },
     })
     expect(rules.observe(MINUTE, [])).toEqual([])

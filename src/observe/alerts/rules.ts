@@ -29,6 +29,7 @@ export type AlertKind =
   | 'bans'
   | 'egress_token_rejected'
   | 'egress_flood'
+  | 'dead_letters'
   | 'store_outage'
   | 'reload_refused'
 
@@ -58,6 +59,7 @@ type CountedKind =
   | 'bans'
   | 'egress_token_rejected'
   | 'egress_flood'
+  | 'dead_letters'
 
 interface CountWindow {
   readonly start: number
@@ -145,6 +147,8 @@ export class AlertRules {
         return thresholds.egressTokenRejected
       case 'egress_flood':
         return thresholds.egressFlood
+      case 'dead_letters':
+        return thresholds.deadLetters
     }
   }
 
@@ -171,6 +175,7 @@ export class AlertRules {
       this.#add('bans', now, bot, snapshot.bans)
       this.#add('egress_token_rejected', now, bot, snapshot.egressRejected)
       this.#add('egress_flood', now, bot, snapshot.egressFlood)
+      this.#add('dead_letters', now, bot, snapshot.deadLetters)
       let failures = 0
       for (const reason of UPSTREAM_REASONS) failures += snapshot.upstream[reason]
       const window = this.#add('upstream_failures', now, bot, failures)
@@ -279,6 +284,11 @@ export class AlertRules {
       case 'egress_flood':
         lines.push(
           `${plural(window.total, 'egress call')} answered 429 by Telegram in ${interval} (threshold ${threshold}): the bot sends faster than Telegram allows; egress.pacing retries them, but check its limits.`,
+        )
+        break
+      case 'dead_letters':
+        lines.push(
+          `${plural(window.total, 'queued update')} moved to the dead letters in ${interval} (threshold ${threshold}): the upstream failed them max_attempts times or past max_age. botgate queue list shows them, botgate queue replay sends them again.`,
         )
         break
       case 'bans':

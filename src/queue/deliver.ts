@@ -1,0 +1,457 @@
+/**
+ * @module
+ * Delivery of a bot's queued updates by the replica that holds their shards. For each held shard
+ * a {@link ShardDelivery} reads the stream through the consumer group (first the entries this
+ * replica's consumer already has pending, then new ones), keeps a bounded window of them in
+ * stream order, and sends each to the upstream exactly as direct delivery does (the same headers,
+ * the signature, the timeout). One update of a chat is under way at a time: a later update of
+ * the chat waits until the earlier one was delivered or became a dead letter, while other chats
+ * go on. An update is acknowledged and deleted only after a 2xx; a failure is retried with a
+ * doubling backoff (or the upstream's Retry-After), and after `max_attempts` failures or
+ * `max_age` it becomes a dead letter. The bot's `max_inflight` of the queue bounds the sends of
+ * this replica, and `rate`, when given, all replicas' together (a GCRA in the store).
+ *
+ * A 2xx answer that carries a Bot API call (the webhook reply) is executed through the bot's
+ * replies runner (the egress's method policy and pacing, with the bot's token): Telegram is not
+ * waiting for this answer any more.
+ */
+
+import type { Signer } from '../forward/sign.js'
+import type { Upstream, UpstreamResult } from '../forward/upstream.js'
+import type { Logger } from '../observe/logger.js'
+import type { LimitKey, Store } from '../store/index.js'
+import type { QueueMetrics } from './metrics.js'
+import type { QueueConfig } from './schema.js'
+import { orderKey, type QueuedUpdate, type QueueKeys, type QueueRedis } from './streams.js'
+
+/** Entries a shard's delivery holds in memory at most: the window it picks chats' next updates from. */
+export const WINDOW = 500
+
+/** What a bot's delivery uses of its current compiled pipeline; a reload hands it a new one. */
+export interface DeliveryTarget {
+  readonly upstream: Upstream
+  readonly sign: Signer | undefined
+}
+
+/** Executes a webhook reply (a Bot API call in a 2xx answer) for a bot; see src/egress/reply.ts. */
+export interface RepliesRunner {
+  execute(
+    bot: string,
+    contentType: string | undefined,
+    body: Buffer,
+  ): Promise<{ readonly status: number; readonly method: string | undefined; readonly reason?: string }>
+}
+
+export interface DeliveryDeps {
+  readonly redis: QueueRedis
+  /** This replica's consumer name, also its lease value. */
+  readonly me: string
+  readonly logger: Logger
+  readonly metrics: QueueMetrics
+  /** The gateway's store: the `rate` of the queue is a GCRA there. */
+  readonly store: Store
+  /** Undefined: the bot has no token, its webhook replies are dropped (a config warning says so). */
+  readonly replies: (bot: string) => RepliesRunner | undefined
+  /** An update became a dead letter (the alert counts it). */
+  readonly onDead: (bot: string) => void
+}
+
+/** The outcome of one delivery attempt. */
+type Attempt =
+  | {
+      readonly kind: 'delivered'
+      readonly status: number
+      readonly reply: Buffer | undefined
+      readonly type: string | undefined
+    }
+  | {
+      readonly kind: 'failed'
+      readonly reason: string
+      readonly status: number | undefined
+      readonly retryAfterMs: number | undefined
+    }
+
+function attemptOf(result: UpstreamResult): Attempt {
+  switch (result.kind) {
+    case 'timeout':
+      return { kind: 'failed', reason: 'upstream_timeout', status: undefined, retryAfterMs: undefined }
+    case 'unreachable':
+      return { kind: 'failed', reason: 'upstream_unreachable', status: undefined, retryAfterMs: undefined }
+    case 'too_large':
+      // Delivered: the bot has the update; its answer was too large to execute.
+      return { kind: 'delivered', status: result.status, reply: undefined, type: undefined }
+    case 'answer': {
+      const { status } = result
+      if (status >= 200 && status < 300)
+        return {
+          kind: 'delivered',
+          status,
+          reply: result.body.length === 0 ? undefined : result.body,
+          type: result.contentType,
+        }
+      const after = Number(result.retryAfter)
+      const busy = status === 429 || status === 503
+      return {
+        kind: 'failed',
+        reason: busy ? 'upstream_busy' : 'upstream_error',
+        status,
+        retryAfterMs: busy && Number.isFinite(after) && after > 0 ? after * 1000 : undefined,
+      }
+    }
+  }
+}
+
+/** One queued update in a shard's window. */
+interface Held {
+  readonly update: QueuedUpdate
+  /** Failed deliveries so far (also kept in Redis, for a replica that takes the shard over). */
+  attempts: number
+  /** ready: may go when its chat is free; sending: under way (or being acknowledged); waiting: a retry is due later. */
+  state: 'ready' | 'sending' | 'waiting'
+}
+
+/** A bot's delivery on this replica: its shards held here, its target and its limits. */
+export class BotDelivery {
+  readonly name: string
+  config: QueueConfig
+  readonly keys: QueueKeys
+  target: DeliveryTarget
+  readonly deps: DeliveryDeps
+  /** Sends under way over the shards held here. */
+  inflight = 0
+  readonly shards = new Map<number, ShardDelivery>()
+
+  constructor(
+    name: string,
+    config: QueueConfig,
+    keys: QueueKeys,
+    target: DeliveryTarget,
+    deps: DeliveryDeps,
+  ) {
+    this.name = name
+    this.config = config
+    this.keys = keys
+    this.target = target
+    this.deps = deps
+  }
+
+  get hasRoom(): boolean {
+    return this.inflight < this.config.maxInflight
+  }
+
+  /** A send finished: every held shard may start one now. */
+  pumpAll(): void {
+    for (const shard of this.shards.values()) shard.pump()
+  }
+
+  /** Waits for the `rate` of the queue; resolves false when the shard was let go meanwhile. */
+  async admitRate(shard: ShardDelivery): Promise<boolean> {
+    const spec = this.config.rate
+    if (spec === undefined) return true
+    const keys: LimitKey[] = [{ spec, key: 'queue:rate', replyKey: undefined }]
+    // Bounded: each round either passes, or waits the time the GCRA says, while the shard is held.
+    for (let round = 0; round < 10_000 && !shard.stopped; round++) {
+      let waitMs: number
+      try {
+        const outcome = await this.deps.store.limit(this.name, keys)
+        if (outcome.allowed) return true
+        waitMs = Math.max(1, Math.ceil(outcome.retryAfterUs / 1000))
+      } catch {
+        waitMs = 1000 // the store cannot answer: hold deliveries back rather than exceed the rate
+      }
+      await new Promise((resolve) => setTimeout(resolve, waitMs))
+    }
+    return false
+  }
+}
+
+/** One shard of one bot, while this replica holds its lease. */
+export class ShardDelivery {
+  readonly #bot: BotDelivery
+  readonly shard: number
+  readonly #stream: string
+  readonly #window: Held[] = []
+  /** Ids in the window: the pending list read again (after a failed ack) skips them. */
+  readonly #ids = new Set<string>()
+  /** Order keys ({@link orderKey}) with an update sending or waiting for its retry. */
+  readonly #busy = new Set<string>()
+  /** The consumer's own pending entries are read first (from this id), then new ones ('>'). */
+  #cursor = '0'
+  #reading = false
+  #timer: NodeJS.Timeout | undefined
+  /** Retry timers, cleared when the shard is let go. */
+  readonly #retries = new Set<NodeJS.Timeout>()
+  #sending = 0
+  #stopped = false
+  #drained: (() => void) | undefined
+  /** The lease is known to be held until then (local clock): no send starts after it. */
+  validUntil: number
+  #readFailures = 0
+
+  constructor(bot: BotDelivery, shard: number, validUntil: number) {
+    this.#bot = bot
+    this.shard = shard
+    this.#stream = bot.keys.shards[shard] as string
+    this.validUntil = validUntil
+  }
+
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
+  /** Updates in the window (waiting, sending or due for a retry). */
+  get windowSize(): number {
+    return this.#window.length
+  }
+
+  /** Takes over what other consumers left pending, then starts reading. */
+  async start(): Promise<void> {
+    const { redis, me } = this.#bot.deps
+    await redis.ensureGroup(this.#stream)
+    await redis.claimAll(this.#stream, me, 1_000_000)
+    // Consumers of replicas long gone, with nothing pending any more.
+    await redis.forgetConsumers(this.#stream, this.#bot.config.leaseMs * 4, me).catch(() => {})
+    void this.#fill()
+  }
+
+  /** New updates were queued on this replica: read now instead of at the next poll. */
+  wake(): void {
+    if (this.#reading || this.#stopped) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    void this.#fill()
+  }
+
+  /** Stops reading and sending; resolves once the sends under way are done. */
+  stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    for (const timer of this.#retries) clearTimeout(timer)
+    this.#retries.clear()
+    if (this.#sending === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#drained = resolve
+    })
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.#fill()
+    }, ms)
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#reading || this.#stopped) return
+    const room = WINDOW - this.#window.length
+    if (room <= 0) return // a send that finishes calls fill again
+    const { redis, me, logger } = this.#bot.deps
+    this.#reading = true
+    let read = 0
+    let recovered = false
+    try {
+      const updates = await redis.read(this.#stream, me, this.#cursor, room)
+      read = updates.length
+      const recovering = this.#cursor !== '>'
+      if (recovering) this.#cursor = read === 0 ? '>' : (updates[read - 1] as QueuedUpdate).id
+      recovered = recovering && read === 0
+      const attempts = recovering
+        ? await redis.attempts(
+            this.#bot.keys,
+            updates.map((u) => u.id),
+          )
+        : []
+      if (!this.#stopped)
+        for (const [index, update] of updates.entries()) {
+          if (this.#ids.has(update.id)) continue
+          this.#ids.add(update.id)
+          this.#window.push({ update, attempts: attempts[index] ?? 0, state: 'ready' })
+        }
+      this.#readFailures = 0
+    } catch (error) {
+      if (this.#readFailures++ === 0)
+        logger.warn(
+          {
+            bot: this.#bot.name,
+            shard: this.shard,
+            error: (error as Error).name,
+            detail: (error as Error).message,
+          },
+          'queue read failed',
+        )
+    } finally {
+      this.#reading = false
+    }
+    this.pump()
+    const { pollMs } = this.#bot.config
+    // After a read that found entries, or the end of the pending list, more may be there at once.
+    if (this.#readFailures > 0) this.#schedule(Math.min(5000, pollMs * 2 ** this.#readFailures))
+    else this.#schedule(read > 0 || recovered ? 0 : pollMs)
+  }
+
+  /** Starts the sends the window, the chats' order, max_inflight and the lease allow. */
+  pump(): void {
+    if (this.#stopped || Date.now() >= this.validUntil) return
+    for (const held of this.#window) {
+      if (!this.#bot.hasRoom) return
+      if (held.state !== 'ready') continue
+      const key = orderKey(held.update)
+      if (this.#busy.has(key)) continue
+      this.#busy.add(key)
+      held.state = 'sending'
+      void this.#send(held, key)
+    }
+  }
+
+  async #send(held: Held, key: string): Promise<void> {
+    const bot = this.#bot
+    bot.inflight++
+    this.#sending++
+    let release = true
+    try {
+      const { update } = held
+      if (Date.now() - update.receivedAt > bot.config.maxAgeMs) {
+        await this.#bury(held, 'max_age')
+        return
+      }
+      if (!(await bot.admitRate(this))) {
+        held.state = 'ready'
+        return
+      }
+      const started = performance.now()
+      const target = bot.target
+      const headers = {
+        forwardedFor: update.forwardedFor,
+        forwardedProto: update.forwardedProto,
+        requestId: update.requestId,
+      }
+      const signed =
+        target.sign === undefined
+          ? headers
+          : { ...headers, extra: target.sign(update.body, update.updateId, update.requestId) }
+      const attempt = attemptOf(await target.upstream.send(update.body, signed))
+      const ms = Math.round((performance.now() - started) * 10) / 10
+      if (attempt.kind === 'delivered') {
+        await this.#ack(held)
+        this.#log('info', held, { status: attempt.status, ms }, 'queued update delivered')
+        bot.deps.metrics.delivery(bot.name, 'delivered')
+        bot.deps.metrics.latency(bot.name, Date.now() - update.receivedAt)
+        if (attempt.reply !== undefined) await this.#reply(held, attempt.type, attempt.reply)
+        return
+      }
+      release = !(await this.#failed(held, attempt, ms))
+    } catch (error) {
+      // Not the upstream's outcome (that is an Attempt): Redis could not take the ack or the
+      // burial. The update stays pending for this consumer: the pending list is read again.
+      this.#log('warn', held, { error: (error as Error).name }, 'queued update left pending')
+      this.#drop(held)
+      this.#cursor = '0'
+    } finally {
+      if (release) this.#busy.delete(key)
+      bot.inflight--
+      this.#sending--
+      if (this.#stopped && this.#sending === 0) this.#drained?.()
+      bot.pumpAll()
+      if (this.#window.length < WINDOW / 2 && this.#timer === undefined) void this.#fill()
+    }
+  }
+
+  /** A failed attempt: counted, then retried later or buried. True while the chat stays held for the retry. */
+  async #failed(held: Held, attempt: Extract<Attempt, { kind: 'failed' }>, ms: number): Promise<boolean> {
+    const bot = this.#bot
+    const { config, deps } = bot
+    held.attempts = await deps.redis.failed(bot.keys, held.update.id).catch(() => held.attempts + 1)
+    if (held.attempts >= config.maxAttempts) {
+      await this.#bury(held, `max_attempts: ${attempt.reason}`)
+      return false
+    }
+    const backoff = Math.min(config.retryMaxMs, config.retryMinMs * 2 ** Math.min(30, held.attempts - 1))
+    const waitMs = Math.min(config.retryMaxMs, attempt.retryAfterMs ?? backoff)
+    deps.metrics.delivery(bot.name, 'retried')
+    this.#log(
+      'warn',
+      held,
+      { reason: attempt.reason, status: attempt.status, ms, retry_ms: waitMs },
+      'queued delivery failed',
+    )
+    if (this.#stopped) {
+      this.#drop(held)
+      return false
+    }
+    held.state = 'waiting'
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer)
+      held.state = 'ready'
+      this.#busy.delete(orderKey(held.update))
+      this.pump()
+    }, waitMs)
+    this.#retries.add(timer)
+    return true
+  }
+
+  async #ack(held: Held): Promise<void> {
+    const bot = this.#bot
+    // Delivered, so the ack is worth a few tries: without it the update would be delivered again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await bot.deps.redis.ack(bot.keys, this.shard, held.update.id)
+        break
+      } catch (error) {
+        if (attempt >= 4) throw error
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+      }
+    }
+    this.#drop(held)
+  }
+
+  async #bury(held: Held, why: string): Promise<void> {
+    const bot = this.#bot
+    const { deps, config } = bot
+    await deps.redis.bury(bot.keys, this.shard, held.update, why, held.attempts, config.deadMaxLen)
+    this.#drop(held)
+    deps.metrics.delivery(bot.name, 'dead')
+    deps.onDead(bot.name)
+    this.#log('error', held, { why }, 'queued update moved to the dead letters')
+  }
+
+  async #reply(held: Held, type: string | undefined, body: Buffer): Promise<void> {
+    const bot = this.#bot
+    const runner = bot.deps.replies(bot.name)
+    if (runner === undefined) {
+      this.#log('warn', held, { reason: 'no_token' }, 'webhook reply of a queued update dropped')
+      return
+    }
+    try {
+      await runner.execute(bot.name, type, body)
+    } catch (error) {
+      this.#log('warn', held, { error: (error as Error).name }, 'webhook reply of a queued update failed')
+    }
+  }
+
+  #drop(held: Held): void {
+    const index = this.#window.indexOf(held)
+    if (index >= 0) this.#window.splice(index, 1)
+    this.#ids.delete(held.update.id)
+  }
+
+  #log(level: 'info' | 'warn' | 'error', held: Held, extra: Record<string, unknown>, message: string): void {
+    const { update } = held
+    this.#bot.deps.logger[level](
+      {
+        bot: this.#bot.name,
+        update_id: update.updateId,
+        update_type: update.type,
+        chat_id: update.chatId,
+        user_id: update.userId,
+        command: update.command,
+        request_id: update.requestId,
+        attempts: held.attempts,
+        queued_ms: Date.now() - update.receivedAt,
+        ...extra,
+      },
+      message,
+    )
+  }
+}
