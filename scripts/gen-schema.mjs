@@ -4,7 +4,9 @@
 // when it differs from what this script would write, so a spec update is one command and a diff.
 // `--check` writes nothing and exits 1 naming each generated file that differs (CI runs it).
 //
-// Two files come out:
+// Three files come out:
+// - bot-methods.ts: the Bot API's methods, and the arguments by which they name chats (the
+//   outbound policy's chat limits read them);
 // - update-types.ts: the lists of update types (which update types exist, their payload types,
 //   which carry a Message) that the envelope and the commands check read;
 // - validators.ts: the update validator of SPEC section 4, one specialised function per Bot API
@@ -653,9 +655,36 @@ export const MESSAGE_UPDATE_TYPES: readonly string[] = ${JSON.stringify(messages
 `
 }
 
+/** Arguments of Bot API methods that name a chat the call acts in (policy outbound.chats). */
+const CHAT_ARGUMENTS = ['chat_id', 'from_chat_id']
+
+/** bot-methods.ts: every method, and the chat arguments of those that take one. */
+function botMethods(spec) {
+  const methods = Object.values(spec.methods ?? {})
+  if (methods.length === 0) throw new Error('api.json: no methods')
+  const chats = {}
+  for (const method of methods) {
+    const names = (method.fields ?? [])
+      .map((field) => field.name)
+      .filter((name) => CHAT_ARGUMENTS.includes(name))
+    if (names.length > 0) chats[method.name] = names
+  }
+  if (!chats.sendMessage?.includes('chat_id') || !chats.forwardMessage?.includes('from_chat_id'))
+    throw new Error('api.json: sendMessage.chat_id or forwardMessage.from_chat_id is gone')
+  return `${HEADER}
+
+/** Every Bot API method, in the spec's order. */
+export const BOT_METHODS: readonly string[] = ${JSON.stringify(methods.map((method) => method.name))}
+
+/** The arguments (${CHAT_ARGUMENTS.join(', ')}) by which a method names the chats it acts in; methods without one are absent. */
+export const CHAT_ARGUMENTS: Readonly<Record<string, readonly string[]>> = ${JSON.stringify(chats)}
+`
+}
+
 /** Every generated file: name -> content. */
 export function generate(spec = JSON.parse(readFileSync(SPEC_FILE, 'utf8'))) {
   return new Map([
+    ['bot-methods.ts', botMethods(spec)],
     ['update-types.ts', updateTypes(spec)],
     ['validators.ts', validators(spec)],
   ])

@@ -142,15 +142,19 @@ describe('egress against the fake Bot API', () => {
     expect(metrics).not.toContain(TOKEN)
     expect(metrics).not.toContain(CREDENTIAL)
     expect(metrics).toMatch(
-      /botgate_egress_calls_total\{bot="bot",method="deleteWebhook",status="403"\} [1-9]/,
+      /botgate_egress_calls_total\{bot="bot",method="deleteWebhook",status="403",via="egress",reason="method_not_allowed"\} [1-9]/,
     )
-    expect(metrics).toMatch(/botgate_egress_calls_total\{bot="",method="other",status="401"\} [1-9]/)
+    expect(metrics).toMatch(
+      /botgate_egress_calls_total\{bot="",method="other",status="401",via="egress",reason=""\} [1-9]/,
+    )
   })
 })
 
 /** A Bot API stand-in for big bodies: counts upload bytes without keeping them, serves a big file. */
 class BigFileApi {
   uploaded = 0
+  /** Uploads received to their end (an upload botgate stopped never gets there). */
+  completed = 0
   paths: string[] = []
   readonly #server: http.Server
 
@@ -180,6 +184,7 @@ class BigFileApi {
         this.uploaded += data.length
       })
       request.on('end', () => {
+        this.completed++
         response.writeHead(200, { 'content-type': 'application/json' })
         response.end(JSON.stringify({ ok: true, result: { received: this.uploaded } }))
       })
@@ -214,7 +219,10 @@ describe('egress streams big bodies', () => {
   beforeAll(async () => {
     api = new BigFileApi(20 * 1024 * 1024)
     const url = await api.listen()
-    gateway = await RunningGateway.start({ config: egressConfig(url) })
+    // Above Telegram's 50 MB: the upload below is 100 MB.
+    gateway = await RunningGateway.start({
+      config: egressConfig(url).replace(`api_base: "${url}" }`, `api_base: "${url}", max_upload: 200MiB }`),
+    })
     const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
     egress = `http://${started.egress as string}`
   })
@@ -261,6 +269,111 @@ describe('egress streams big bodies', () => {
     const markers = bytes.toString('latin1').split(`[bot${CREDENTIAL}]`).length - 1
     expect(markers).toBeGreaterThan(300)
     expect(bytes.length).toBeGreaterThan(20 * 1024 * 1024)
+  })
+})
+
+describe('egress.max_upload and egress.timeout', () => {
+  let api: BigFileApi
+  let silent: http.Server
+  let gateway: RunningGateway
+  let slowGateway: RunningGateway
+  let egress: string
+  let slowEgress: string
+
+  beforeAll(async () => {
+    api = new BigFileApi(0)
+    const url = await api.listen()
+    // A Bot API that takes calls and never answers them.
+    silent = http.createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()))
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+    ;[gateway, slowGateway] = await Promise.all([
+      RunningGateway.start({
+        config: egressConfig(url).replace(`api_base: "${url}" }`, `api_base: "${url}", max_upload: 1MiB }`),
+      }),
+      RunningGateway.start({
+        config: egressConfig(silentUrl).replace(
+          `api_base: "${silentUrl}" }`,
+          `api_base: "${silentUrl}", timeout: 1s, pacing: { enabled: false } }`,
+        ),
+      }),
+    ])
+    const address = async (g: RunningGateway) =>
+      `http://${(await g.waitFor((line) => line.msg === 'botgate listening')).egress as string}`
+    egress = await address(gateway)
+    slowEgress = await address(slowGateway)
+  })
+
+  afterAll(async () => {
+    await gateway?.stop()
+    await slowGateway?.stop()
+    await api?.close()
+    silent?.closeAllConnections()
+    silent?.close()
+  })
+
+  const tooLarge = {
+    ok: false,
+    error_code: 413,
+    description: 'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)',
+  }
+
+  it("answers an upload declared larger than the cap with Telegram's 413, sending nothing", async () => {
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body: Buffer.alloc(2 * 1024 * 1024, 'a'),
+    })
+    expect(answer.status).toBe(413)
+    expect(answer.body).toEqual(tooLarge)
+    expect(api.paths).toHaveLength(0)
+  })
+
+  it('stops a streamed upload at the cap, before Telegram has all of it', async () => {
+    const piece = Buffer.alloc(64 * 1024, 'b')
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller: ReadableStreamDefaultController<Uint8Array>) {
+        if (sent >= 4 * 1024 * 1024) return controller.close()
+        sent += piece.length
+        controller.enqueue(piece)
+      },
+    })
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    expect(answer.status).toBe(413)
+    expect(answer.body).toEqual(tooLarge)
+    expect(api.completed).toBe(0)
+    expect(api.uploaded).toBeLessThanOrEqual(1024 * 1024)
+    const line = await gateway.waitFor((l) => l.msg === 'egress call' && l.reason === 'upload_too_large')
+    expect(line).toMatchObject({ status: 413, method: 'sendDocument' })
+  })
+
+  it('passes an upload at the cap', async () => {
+    const answer = await call(egress, `/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body: Buffer.alloc(1024 * 1024, 'c'),
+    })
+    expect(answer.body).toEqual({ ok: true, result: { received: expect.any(Number) } })
+    expect(api.completed).toBe(1)
+  })
+
+  it("answers Telegram's 504 shape when the Bot API does not answer within egress.timeout", async () => {
+    const started = performance.now()
+    const answer = await call(slowEgress, `/bot${CREDENTIAL}/getMe`)
+    expect(answer.status).toBe(504)
+    expect(answer.body).toEqual({
+      ok: false,
+      error_code: 504,
+      description: 'Gateway Timeout: the Bot API did not answer in time',
+    })
+    expect(performance.now() - started).toBeGreaterThan(900)
+    expect(performance.now() - started).toBeLessThan(10_000)
   })
 })
 
@@ -338,6 +451,49 @@ describe('egress pacing: Telegram flood limits kept for the bot', () => {
       parameters: { retry_after: expect.any(Number) },
     })
     expect(burst.filter((answer) => answer.status === 200).length).toBeGreaterThan(30)
+  })
+
+  it('answers a streamed upload the pacing refuses, its body drained', async () => {
+    // Telegram pauses the chat for longer than max_wait: its later calls are refused at once.
+    api.failNext('sendMessage', tooManyRequests(30))
+    expect((await send(-100999, 'flooded')).status).toBe(429)
+    // Streamed (chunked, 16 MiB: more than sockets buffer), chat_id before the file: paced by that
+    // chat. node:http keeps sending the body after the answer, as a plain bot's client would.
+    const request = http.request(`${egress}/bot${CREDENTIAL}/sendDocument`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=up' },
+    })
+    const answered = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      request.on('response', (response) => {
+        let text = ''
+        response.on('data', (chunk: Buffer) => {
+          text += chunk
+        })
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }))
+      })
+      request.on('error', reject)
+    })
+    const sent = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000)
+      request.on('finish', () => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+    request.write('--up\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n-100999\r\n')
+    request.write('--up\r\nContent-Disposition: form-data; name="document"; filename="u.bin"\r\n\r\n')
+    for (let i = 0; i < 256; i++) request.write(Buffer.alloc(64 * 1024, 'u'))
+    request.end('\r\n--up--\r\n')
+    const upload = await answered
+    expect(upload.status).toBe(429)
+    expect(upload.body).toMatchObject({
+      ok: false,
+      error_code: 429,
+      parameters: { retry_after: expect.any(Number) },
+    })
+    expect(api.callsOf('sendDocument').filter((c) => c.params.chat_id === '-100999')).toHaveLength(0)
+    // botgate reads and drops the rest of the body: the bot's upload finishes.
+    expect(await sent).toBe(true)
   })
 })
 

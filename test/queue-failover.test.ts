@@ -68,13 +68,17 @@ class RecordingBot {
         response.end()
         return
       }
-      const text = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message: { text: string } }).message.text
+      const text = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { message: { text: string } })
+        .message.text
       const [chat, seq] = text.split(':').map(Number) as [number, number]
-      setTimeout(() => {
-        this.accepted.push({ chat, seq })
-        response.writeHead(200)
-        response.end()
-      }, this.delayMs + Math.random() * this.jitterMs)
+      setTimeout(
+        () => {
+          this.accepted.push({ chat, seq })
+          response.writeHead(200)
+          response.end()
+        },
+        this.delayMs + Math.random() * this.jitterMs,
+      )
     })
   })
 
@@ -239,7 +243,11 @@ describe.skipIf(!serverAvailable)('queued delivery through a Redis restart', () 
     await sendChats([gateway], chats, 6, 40_000)
     await redis.kill()
     // Meanwhile Telegram is told to come back later: nothing is taken in that cannot be kept.
-    const refused = await post(`${gateway.webhook}${PATH}`, chatUpdate(49, 0, 49_000), telegramHeaders(SECRET))
+    const refused = await post(
+      `${gateway.webhook}${PATH}`,
+      chatUpdate(49, 0, 49_000),
+      telegramHeaders(SECRET),
+    )
     expect(refused.status).toBe(503)
     expect(JSON.parse(refused.body)).toEqual({ ok: false, error: 'queue_unavailable' })
     // The gateway dies too: whatever it had read is gone with it; only Redis's disk has the updates.

@@ -76,6 +76,7 @@ describe('loadConfig: a valid config', () => {
         ipNotAllowed: undefined,
         upstreamFailures: 3,
         bans: 1,
+        deadLetters: 1,
         egressTokenRejected: 1,
         egressFlood: 10,
       },
@@ -501,6 +502,26 @@ describe('loadConfig: one fixture per failure mode, exact messages', () => {
     [
       'limits-burst-too-long.yaml',
       'limits-burst-too-long.yaml:9:58 bots[0].policy.limits[0].burst: lasts longer than a year at this rate (burst x period / N); lower it',
+    ],
+    [
+      'outbound-chats-bad-entry.yaml',
+      'outbound-chats-bad-entry.yaml:9:38 bots[0].policy.outbound.chats.allow[1]: must be heard_from, any, a chat id (an integer) or an @username',
+    ],
+    [
+      'outbound-chats-unknown-method.yaml',
+      'outbound-chats-unknown-method.yaml:10:34 bots[0].policy.outbound.chats.methods.sendMesage: "sendMesage" is not a Bot API method of Bot API 10.1 (did you mean "sendMessage"?)',
+    ],
+    [
+      'outbound-chats-no-chat.yaml',
+      'outbound-chats-no-chat.yaml:10:43 bots[0].policy.outbound.chats.methods.answerCallbackQuery: answerCallbackQuery names no chat (it has no chat_id or from_chat_id): nothing to limit',
+    ],
+    [
+      'outbound-chats-any-with-others.yaml',
+      'outbound-chats-any-with-others.yaml:9:25 bots[0].policy.outbound.chats.allow: any allows every chat: list nothing else with it',
+    ],
+    [
+      'outbound-chats-empty.yaml',
+      'outbound-chats-empty.yaml:9:16 bots[0].policy.outbound.chats: needs allow or methods (or remove chats to limit no chat)',
     ],
     [
       'limits-unknown-key.yaml',

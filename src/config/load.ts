@@ -18,18 +18,19 @@ import type { PacingConfig } from '../egress/pacing/config.js'
 import { compilePacing } from '../egress/pacing/schema.js'
 import { type Cidr, CidrSet, parseCidr } from '../request/ip.js'
 import type { StoreConfig } from '../store/config.js'
+import { DEFAULT_API_BASE } from '../telegram/bot-api.js'
 import { type HostPort, parseHostPort } from './address.js'
 import { type AlertsConfig, isLoopback, resolveAlerts } from './alerts.js'
 import { type BotConfig, BotResolver, shadowWarnings, uniqueBots } from './bots.js'
 import { ConfigError, type ConfigIssue, errorCode } from './errors.js'
 import { type AdminApiConfig, collectJwks, resolveAdminApi } from './keys.js'
-import { configSchema, type RawConfig } from './schema.js'
+import { configSchema, EGRESS_MAX_UPLOAD, EGRESS_TIMEOUT, type RawConfig } from './schema.js'
 import { SecretReader } from './secrets.js'
 import type { Segment } from './source.js'
 import { YamlSource } from './source.js'
 import { resolveStore } from './store.js'
 import { resolveTls, type TlsConfig } from './tls.js'
-import { parseDuration } from './units.js'
+import { parseDuration, parseSize } from './units.js'
 import { validate } from './validate.js'
 
 export type { HostPort } from './address.js'
@@ -43,6 +44,20 @@ export interface EgressConfig {
   readonly apiBase: URL
   /** `egress.pacing`: Telegram's flood limits, kept for the bots (docs/egress-pacing.md). */
   readonly pacing: PacingConfig
+  /** `egress.max_upload`: most bytes of a streamed call body. */
+  readonly maxUploadBytes: number
+  /** `egress.timeout`: for the Bot API's answer headers, and between parts of its body. */
+  readonly timeoutMs: number
+}
+
+/** The egress's settings without an `egress` section (the reply executor still calls the Bot API). */
+export function egressDefaults(): Omit<EgressConfig, 'listen'> {
+  return {
+    apiBase: new URL(DEFAULT_API_BASE),
+    pacing: compilePacing(undefined),
+    maxUploadBytes: parseSize(EGRESS_MAX_UPLOAD),
+    timeoutMs: parseDuration(EGRESS_TIMEOUT),
+  }
 }
 
 export interface GatewayConfig {
@@ -226,5 +241,11 @@ function resolveEgress(
     warnings.push('egress: api_base is plain http to another host: bot tokens cross the network unencrypted')
   if (!isLoopback(listen.host))
     warnings.push(`egress: listen ${raw.listen} is not loopback: keep the egress on a private network`)
-  return { listen, apiBase, pacing: compilePacing(raw.pacing) }
+  return {
+    listen,
+    apiBase,
+    pacing: compilePacing(raw.pacing),
+    maxUploadBytes: parseSize(raw.max_upload),
+    timeoutMs: parseDuration(raw.timeout),
+  }
 }

@@ -14,7 +14,12 @@ import { pacingSchema } from '../egress/pacing/schema.js'
 import { policySchema } from '../policy/schema.js'
 import { deliverySchema, queueSchema } from '../queue/schema.js'
 import { DEFAULT_API_BASE } from '../telegram/bot-api.js'
-import { DURATION_PATTERN } from './units.js'
+import { DURATION_PATTERN, SIZE_PATTERN } from './units.js'
+
+/** `egress.max_upload` when not given: Telegram's upload limit, 50 MB (Bot API, sendDocument). */
+export const EGRESS_MAX_UPLOAD = '50MiB'
+/** `egress.timeout` when not given. */
+export const EGRESS_TIMEOUT = '60s'
 
 const duration = (fallback: string, description: string) =>
   Type.String({
@@ -418,6 +423,16 @@ const egressSchema = Type.Object(
       'https://api.telegram.org',
     ),
     pacing: Type.Optional(pacingSchema),
+    max_upload: Type.String({
+      pattern: SIZE_PATTERN,
+      default: EGRESS_MAX_UPLOAD,
+      description: `Largest body of a call that streams (an upload), multipart framing included; a larger one gets Telegram's 413 and is not sent on. Default: ${EGRESS_MAX_UPLOAD}, Telegram's 50 MB.`,
+      errorMessage: 'must be a size like 50MiB or 20MB',
+    }),
+    timeout: duration(
+      EGRESS_TIMEOUT,
+      "How long the Bot API may take to start its answer, and to send each next part of its body (a download); past it the bot gets Telegram's 504 shape.",
+    ),
   },
   {
     additionalProperties: false,

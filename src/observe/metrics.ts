@@ -132,8 +132,8 @@ export class GatewayMetrics {
   readonly egressCalls = this.registry.register(
     new Counter(
       'botgate_egress_calls_total',
-      'Bot API calls through the egress, by bot, method (other: unknown or unauthenticated) and HTTP status.',
-      ['bot', 'method', 'status'],
+      'Bot API calls made with bot tokens, by bot, method (other: unknown or unauthenticated), HTTP status, via (egress: the egress listener; reply: a webhook answer botgate executed) and reason (botgate refused or could not send it; empty: Telegram answered).',
+      ['bot', 'method', 'status', 'via', 'reason'],
     ),
   )
   readonly lastReload = this.registry.register(

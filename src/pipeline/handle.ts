@@ -35,6 +35,7 @@ export async function handle(bot: BotPipeline, exchange: Exchange, forwardedProt
     let refused = checkUpdate(bot, exchange, body)
     if (isPromise(refused)) refused = await refused
     if (refused !== undefined) return refused
+    bot.heard?.(exchange.update)
     return bot.queue === undefined
       ? await forward(bot, exchange, forwardedProto)
       : await bot.queue.admit(exchange, forwardedProto)

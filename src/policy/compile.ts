@@ -19,6 +19,8 @@ import { createContentCheck } from '../checks/content/index.js'
 import { createDedupeCheck } from '../checks/dedupe/index.js'
 import { createIpLimitsCheck, createUpdateLimitsCheck, type LimitsDeps } from '../checks/limits/index.js'
 import { isShadow } from '../checks/mode.js'
+import { heardFromTtlMs, usesHeardFrom } from '../checks/outbound/chats.js'
+import { createHeardRecorder, type HeardRecorder } from '../checks/outbound/heard.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
 import { createSourcesCheck } from '../checks/sources/index.js'
@@ -53,6 +55,8 @@ export interface BotPipeline extends ForwardTarget {
   /** On the parsed update: the blocked check (operator blocks outrank policy), then checks 8-12; the chat, user and bot limits last. */
   readonly updateChecks: readonly UpdateCheck[]
   readonly metrics: BotMetrics
+  /** Records the chat of an update about to be forwarded, when `outbound.chats` uses heard_from. */
+  readonly heard: HeardRecorder | undefined
   /** Check 13 under `upstream.delivery: queued`: the update goes into the bot's queue instead. */
   readonly queue: Admission | undefined
 }
@@ -225,6 +229,13 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     replyFilter: shared.replyFilter,
     replyShadow: shared.replyShadow,
     sign: bot.upstream.sign === undefined ? undefined : createSigner(bot.upstream.sign),
+    heard: usesHeardFrom(policy.outbound?.chats)
+      ? createHeardRecorder(heardFromTtlMs(policy.outbound?.chats), {
+          store: deps.store,
+          bot: bot.name,
+          logger: deps.logger,
+        })
+      : undefined,
     queue:
       bot.upstream.queue === undefined ? undefined : deps.queues?.admission(bot.name, bot.upstream.queue),
   }

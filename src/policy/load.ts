@@ -10,6 +10,7 @@ import { chatProblems } from '../checks/chats/index.js'
 import { commandProblems } from '../checks/commands/index.js'
 import { contentProblems } from '../checks/content/index.js'
 import { checkLimits } from '../checks/limits/index.js'
+import { outboundChatProblems } from '../checks/outbound/chats.js'
 import { parseSources } from '../checks/sources/index.js'
 import { unknownUpdateTypes } from '../checks/updates/index.js'
 import { userProblems } from '../checks/users/index.js'
@@ -46,6 +47,7 @@ export function checkPolicy(policy: Policy, source: YamlSource, base: readonly S
     ...(policy.chats ? chatProblems(policy.chats) : []),
     ...(policy.users ? userProblems(policy.users, policy.roles) : []),
     ...(policy.content ? contentProblems(policy.content) : []),
+    ...(policy.outbound?.chats ? outboundChatProblems(policy.outbound.chats) : []),
   ]
   for (const { path, message } of problems) source.issue([...base, ...path], message)
   if (policy.limits)

@@ -27,7 +27,7 @@ import { Blocks } from '../blocks/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type GatewayConfig, type LoadOptions, loadConfig, type TlsConfig } from '../config/load.js'
 import { loadConfigOffThread } from '../config/off-thread.js'
-import { EgressListener } from '../egress/listener.js'
+import { Egress, type ReplyExecutor } from '../egress/index.js'
 import { UpstreamPools } from '../forward/upstream.js'
 import { buildAdminApp, type Readiness } from '../observe/admin.js'
 import { Alerts } from '../observe/alerts/index.js'
@@ -222,8 +222,13 @@ export class Gateway {
   /** The certificate and key in use, to notice when a reload brings new ones. */
   #tls: TlsConfig | undefined
   readonly #admin: Server
-  /** `egress.listen`: the Bot API egress, when the config at start has `egress` (docs/egress.md). */
-  readonly #egress: EgressListener | undefined
+  /**
+   * The bots' way out to the Bot API: the egress listener (`egress.listen`, when the config at
+   * start has `egress`, docs/egress.md) and the reply executor.
+   */
+  readonly #egress: Egress
+  /** Makes a bot's webhook answer as a Bot API call with its token (src/egress/reply.ts). */
+  readonly replies: ReplyExecutor
   /** The queue of bots with `upstream.delivery: queued` (docs/queue.md); only with `store: redis`. */
   readonly #queues: QueueService | undefined
   readonly #watcher: FileWatcher
@@ -292,10 +297,8 @@ export class Gateway {
         mountAdminApi(app, { state: () => this.#generation.admin, blocks: this.blocks, logger: this.logger }),
     })
     this.#admin = createAdaptorServer({ fetch: admin.fetch }) as Server
-    this.#egress =
-      config.egress === undefined
-        ? undefined
-        : new EgressListener({ ...config, egress: config.egress }, this.logger, this.metrics, this.store)
+    this.#egress = new Egress(config, this.logger, this.metrics, this.store)
+    this.replies = this.#egress.replies
     this.#watcher = new FileWatcher(() => void this.reload('file change'))
   }
 
@@ -307,8 +310,10 @@ export class Gateway {
       options.logger ??
       createLogger(config.log.level, stdoutDestination({ dropped: metrics.logLinesDropped.labels() }))
     const opened = await openStore(config.store, { metrics, logger })
-    const queues = await openQueues(config, { logger, metrics, store: opened.store })
-    let gateway: Gateway
+    // The queue delivers before the constructor has run only if the gateway is up: by then it is set.
+    let gateway: Gateway | undefined
+    const replies = (bot: string) => gateway?.repliesOf(bot)
+    const queues = await openQueues(config, { logger, metrics, store: opened.store, replies })
     try {
       gateway = new Gateway(options, config, { logger, metrics, opened, queues })
     } catch (error) {
@@ -322,14 +327,14 @@ export class Gateway {
         listen(gateway.#webhook, config.listen.host, config.listen.port),
         listen(gateway.#admin, config.adminListen.host, config.adminListen.port),
         config.egress &&
-          gateway.#egress &&
+          gateway.#egress.server &&
           listen(gateway.#egress.server, config.egress.listen.host, config.egress.listen.port),
       ])
     } catch (error) {
       // A failed start must not leave a listener or the store's connection holding the process.
       gateway.#webhook.close()
       gateway.#admin.close()
-      await gateway.#egress?.close()
+      await gateway.#egress.close()
       await gateway.store.close()
       throw error
     }
@@ -343,7 +348,7 @@ export class Gateway {
         webhook: gateway.webhookAddress,
         tls: config.tls !== undefined,
         admin: gateway.adminAddress,
-        egress: gateway.#egress && formatAddress(gateway.#egress.server.address() as AddressInfo),
+        egress: gateway.#egress.server && formatAddress(gateway.#egress.server.address() as AddressInfo),
         bots: config.bots.length,
         names: firstNames(
           config.bots.map((bot) => bot.name),
@@ -364,6 +369,11 @@ export class Gateway {
       pools: this.#pools,
       queues: this.#queues,
     }
+  }
+
+  /** The reply executor for a bot of the current config that has a token; undefined for others. */
+  repliesOf(bot: string): ReplyExecutor | undefined {
+    return this.#generation.compiled.get(bot)?.pipeline.config.token === undefined ? undefined : this.replies
   }
 
   get config(): GatewayConfig {
@@ -465,7 +475,7 @@ export class Gateway {
       }
     }
     this.#generation = next
-    this.#egress?.update(config)
+    this.#egress.update(config)
     this.#queues?.update(queuedBots(next.bots))
     this.#retiring.add(previous)
     previous.retire(() => {
@@ -574,7 +584,7 @@ export class Gateway {
       this.#admin.close(() => resolve())
       this.#admin.closeAllConnections()
     })
-    await this.#egress?.close()
+    await this.#egress.close()
     await this.store.close()
     await this.alerts.stop()
     this.logger.info({ clean }, 'stopped')
@@ -585,7 +595,12 @@ export class Gateway {
 /** The queue, when the store is Redis (the loader refuses queued bots on another store). */
 async function openQueues(
   config: GatewayConfig,
-  deps: { logger: Logger; metrics: GatewayMetrics; store: Store },
+  deps: {
+    logger: Logger
+    metrics: GatewayMetrics
+    store: Store
+    replies: (bot: string) => ReplyExecutor | undefined
+  },
 ): Promise<QueueService | undefined> {
   if (config.store.type !== 'redis') return undefined
   const [{ QueueService }, { connect }] = await Promise.all([
@@ -596,7 +611,7 @@ async function openQueues(
     logger: deps.logger,
     registry: deps.metrics.registry,
     store: deps.store,
-    replies: () => undefined,
+    replies: deps.replies,
     onDead: (bot) => deps.metrics.bot(bot).alerts.deadLetters++,
     connect,
   })

@@ -6,10 +6,11 @@
  * but the guarded ones. Methods that hand the bot's webhook or session to someone else
  * (`setWebhook`, `deleteWebhook`, `logOut`, `close`, `getUpdates`) are refused unless listed by
  * name, under `any` or a set too. Bot API method names are case-insensitive, so the filter compares
- * lower-cased names.
+ * lower-cased names. `chats` limits the chats the calls may name (./chats.ts).
  */
 
 import { type Static, Type } from '@sinclair/typebox'
+import { outboundChatsSchema } from './chats.js'
 
 /** Refused unless listed by name: each can take the bot's updates or session away from botgate. */
 export const GUARDED_METHODS: readonly string[] = [
@@ -113,16 +114,19 @@ const SET_NAMES = ['any', ...Object.keys(METHOD_SETS)]
 
 export const outboundSchema = Type.Object(
   {
-    allow_methods: Type.Array(
-      Type.String({
-        pattern: '^[A-Za-z]{1,64}$',
-        errorMessage: `must be a Bot API method name like sendMessage, or a set: ${SET_NAMES.join(', ')}`,
-      }),
-      {
-        uniqueItems: true,
-        description: `Bot API methods the bot may call, through the egress and in its webhook answer: names and sets (${SET_NAMES.join(', ')}). setWebhook, deleteWebhook, logOut, close and getUpdates only when listed by name.`,
-      },
+    allow_methods: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: '^[A-Za-z]{1,64}$',
+          errorMessage: `must be a Bot API method name like sendMessage, or a set: ${SET_NAMES.join(', ')}`,
+        }),
+        {
+          uniqueItems: true,
+          description: `Bot API methods the bot may call, through the egress and in its webhook answer: names and sets (${SET_NAMES.join(', ')}). setWebhook, deleteWebhook, logOut, close and getUpdates only when listed by name. Default: any.`,
+        },
+      ),
     ),
+    chats: Type.Optional(outboundChatsSchema),
   },
   {
     additionalProperties: false,
