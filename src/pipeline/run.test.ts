@@ -229,4 +229,28 @@ describe('runChecks with deferred verdicts (store chains)', () => {
     await expect(result).rejects.toThrow(TypeError)
     expect(seen).toEqual(['dedupe'])
   })
+
+  it('leaves no verdict on its way unhandled when a check after it throws', async () => {
+    const seen: string[] = []
+    const dedupe = deferred('dedupe', seen)
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const broken = {
+        ...pure(undefined, seen, 'schema'),
+        run: () => {
+          throw new TypeError('bug')
+        },
+      }
+      const result = Promise.resolve().then(() => runChecks([dedupe.check, broken], exchange(), undefined))
+      // The chain then fails; the bug is what the run reports, once the chain has answered.
+      dedupe.fail(new StoreError('redis: no answer within 50 ms'))
+      await expect(result).rejects.toThrow(TypeError)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
 })

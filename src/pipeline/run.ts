@@ -77,23 +77,34 @@ function runAhead<V extends Verdict, A>(
   const details: (string | undefined)[] = [exchange.detail]
   // Where the run goes on once the chain has answered; -1: an enforcing verdict was found on the way.
   let next = first + 1
-  for (; next < checks.length; next++) {
-    const check = checks[next] as Runnable<V, A>
-    if (check.effects === undefined) break
-    const before = exchange.detail
-    const outcome = check.run(exchange, arg)
-    if (outcome === undefined) continue
-    ran.push(check)
-    details.push(before)
-    if (outcome instanceof Deferred) {
-      outcomes.push(outcome.verdict)
-      continue
+  try {
+    for (; next < checks.length; next++) {
+      const check = checks[next] as Runnable<V, A>
+      if (check.effects === undefined) break
+      const before = exchange.detail
+      const outcome = check.run(exchange, arg)
+      if (outcome === undefined) continue
+      ran.push(check)
+      details.push(before)
+      if (outcome instanceof Deferred) {
+        outcomes.push(outcome.verdict)
+        continue
+      }
+      outcomes.push(outcome)
+      if (!isPromise(outcome) && !check.shadow) {
+        next = -1
+        break
+      }
     }
-    outcomes.push(outcome)
-    if (!isPromise(outcome) && !check.shadow) {
-      next = -1
-      break
-    }
+  } catch (error) {
+    // A check threw (a bug: answered 500). The steps already asked for are still on their way:
+    // wait for them, so that a failed chain leaves no rejection unhandled (which would end the
+    // process) and a dedupe mark claimed on the way is held by the exchange, and released with
+    // the answer, rather than left in flight.
+    exchange.endChain()
+    return Promise.allSettled(outcomes).then(() => {
+      throw error
+    })
   }
   exchange.endChain()
   const ahead = exchange.detail
