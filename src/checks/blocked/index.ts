@@ -37,8 +37,8 @@ export function createBlockedCheck(blocks: BotBlocks): UpdateCheck {
       if (update.chatId === undefined && update.userId === undefined) return undefined
       const chain = exchange.chainOn(blocks.store)
       if (chain !== undefined)
-        return new Deferred(
-          blocks.matchOn(chain, update.chatId, update.userId).then((found) => verdict(exchange, found)),
+        return Deferred.of(blocks.matchOn(chain, update.chatId, update.userId), (found) =>
+          verdict(exchange, found),
         )
       const kind = blocks.match(update.chatId, update.userId)
       return isPromise(kind) ? kind.then((found) => verdict(exchange, found)) : verdict(exchange, kind)
