@@ -139,6 +139,18 @@ ${LIMITS}`)
     expect(duplicate.all).toEqual([CHAIN])
   })
 
+  it('sends its scripts again when Redis has lost them (SCRIPT FLUSH; a restart or failover does the same)', async () => {
+    await server().command('script', 'flush')
+    const measured = await measure(messageUpdate())
+    expect(measured).toMatchObject({ status: 200, reason: 'forwarded' })
+    // Redis answers the script's hash NOSCRIPT; the client sends the script itself, in time.
+    expect(measured.beforeForward?.[0]).toBe(CHAIN)
+    expect(measured.beforeForward?.[1]).toMatch(/^eval /)
+    expect(gateway().lines.filter((line) => String(line.msg).startsWith('store unavailable'))).toEqual([])
+    const next = await measure(messageUpdate())
+    expect(next.beforeForward).toEqual([CHAIN])
+  })
+
   it('answers a blocked chat after one round trip: no mark, no limit consumed', async () => {
     const token = await adminToken(ADMIN_KEY)
     const set = await fetch(`${gateway().admin}/api/v1/blocks/bot/chat/77`, {
