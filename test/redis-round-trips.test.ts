@@ -29,7 +29,11 @@ const CHAIN = `evalsha ${sha1(CHAIN_SCRIPT)}`
 const MARKS = `evalsha ${sha1(MARKS_SCRIPT)}`
 const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
 
-describe.skipIf(!available)('Redis round trips per update', () => {
+/**
+ * A gateway on a private redis-server whose commands MONITOR records: `measure` sends one update
+ * and tells what was sent before its forward (if any) and in all, once its answer is in.
+ */
+function measured(policy: string) {
   let server: RedisServer
   let monitor: Redis
   let upstream: TestUpstream
@@ -72,10 +76,7 @@ store:
   url: ${server.url}
   prefix: "rt:"
   timeout: 2s`,
-        policy: `sources: { allow: [any] }
-limits:
-  - { name: per-chat, key: chat, rate: 1000/s, burst: 1000 }
-  - { name: per-user, key: user, rate: 1000/s, burst: 1000 }`,
+        policy,
       }).replace('admin: { listen: 127.0.0.1:0 }\n', ''),
       files: { 'admin.key': ADMIN_KEY },
     })
@@ -94,19 +95,32 @@ limits:
   const send = (update: Record<string, unknown>) =>
     post(`${gateway.webhook}${PATH}`, JSON.stringify(update), telegramHeaders(SECRET))
 
-  /** Sends `update`; what was sent before its forward (if any) and in all, once its answer is in. */
-  async function measure(update: Record<string, unknown>) {
-    from = sent.length
-    const forwards = beforeForward.length
-    const reply = await send(update)
-    await settle()
-    return {
-      status: reply.status,
-      reason: (await gateway.requestLine(reply.headers['x-request-id'] as string)).reason,
-      beforeForward: beforeForward.length > forwards ? beforeForward.at(-1) : undefined,
-      all: sent.slice(from),
-    }
+  return {
+    gateway: () => gateway,
+    server: () => server,
+    /** Sends `update`; what was sent before its forward (if any) and in all, once its answer is in. */
+    async measure(update: Record<string, unknown>) {
+      from = sent.length
+      const forwards = beforeForward.length
+      const reply = await send(update)
+      await settle()
+      return {
+        status: reply.status,
+        reason: (await gateway.requestLine(reply.headers['x-request-id'] as string)).reason,
+        beforeForward: beforeForward.length > forwards ? beforeForward.at(-1) : undefined,
+        all: sent.slice(from),
+      }
+    },
   }
+}
+
+const LIMITS = `limits:
+  - { name: per-chat, key: chat, rate: 1000/s, burst: 1000 }
+  - { name: per-user, key: user, rate: 1000/s, burst: 1000 }`
+
+describe.skipIf(!available)('Redis round trips per update', () => {
+  const { measure, gateway, server } = measured(`sources: { allow: [any] }
+${LIMITS}`)
 
   it('waits for one round trip before the forward, the chain script; the done mark follows the answer', async () => {
     for (let i = 0; i < 3; i++) {
@@ -125,9 +139,21 @@ limits:
     expect(duplicate.all).toEqual([CHAIN])
   })
 
+  it('sends its scripts again when Redis has lost them (SCRIPT FLUSH; a restart or failover does the same)', async () => {
+    await server().command('script', 'flush')
+    const measured = await measure(messageUpdate())
+    expect(measured).toMatchObject({ status: 200, reason: 'forwarded' })
+    // Redis answers the script's hash NOSCRIPT; the client sends the script itself, in time.
+    expect(measured.beforeForward?.[0]).toBe(CHAIN)
+    expect(measured.beforeForward?.[1]).toMatch(/^eval /)
+    expect(gateway().lines.filter((line) => String(line.msg).startsWith('store unavailable'))).toEqual([])
+    const next = await measure(messageUpdate())
+    expect(next.beforeForward).toEqual([CHAIN])
+  })
+
   it('answers a blocked chat after one round trip: no mark, no limit consumed', async () => {
     const token = await adminToken(ADMIN_KEY)
-    const set = await fetch(`${gateway.admin}/api/v1/blocks/bot/chat/77`, {
+    const set = await fetch(`${gateway().admin}/api/v1/blocks/bot/chat/77`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ duration: '1h' }),
@@ -144,12 +170,63 @@ limits:
       // the background refresh of the replica's snapshot (a SCAN and its reads).
       expect(measured.all[0]).toBe(CHAIN)
       expect(measured.all.filter((command) => command.startsWith('evalsha'))).toEqual([CHAIN])
-      const keys = (await server.command('keys', 'rt:*')) as string[]
+      const keys = (await server().command('keys', 'rt:*')) as string[]
       // The block, and nothing of this update: no dedupe mark, no limit state of chat 77 or user 78.
       const mine = keys.filter(
         (key) => key.endsWith(':77') || key.endsWith(':78') || key.endsWith(`:dedupe:${update.update_id}`),
       )
       expect(mine).toEqual(['rt:block:bot:chat:77'])
     }
+  })
+})
+
+// Most shipped policies filter commands, and two filter content: checks that run between the
+// dedupe claim and the limits, and change nothing, so the limits still join the chain.
+describe.skipIf(!available)('Redis round trips per update, with commands and content filtered', () => {
+  const { measure, server } = measured(`sources: { allow: [any] }
+commands: { allow: [start, help], reply: "Try /help." }
+content: { forwarded: drop, links: 3 }
+${LIMITS}`)
+  const command = (name: string) =>
+    messageUpdate({
+      text: `/${name}`,
+      entities: [{ type: 'bot_command', offset: 0, length: name.length + 1 }],
+    })
+
+  it('waits for one round trip before the forward, the chain script; the done mark follows the answer', async () => {
+    for (const update of [messageUpdate(), command('start')]) {
+      const measured = await measure(update)
+      expect(measured).toMatchObject({ status: 200, reason: 'forwarded' })
+      expect(measured.beforeForward).toEqual([CHAIN])
+      expect(measured.all).toEqual([CHAIN, MARKS])
+    }
+  })
+
+  it('drops a command off the list after the same one round trip, with no limit consumed', async () => {
+    // A chat and a user of its own, whose limit states would show.
+    const update = messageUpdate(
+      {
+        chat: { id: 9191, type: 'private', first_name: 'Bo' },
+        from: { id: 9191, is_bot: false, first_name: 'Bo' },
+        text: '/admin',
+        entities: [{ type: 'bot_command', offset: 0, length: 6 }],
+      },
+      990_001,
+    )
+    const measured = await measure(update)
+    expect(measured).toMatchObject({ status: 200, reason: 'command_not_allowed', beforeForward: undefined })
+    expect(measured.all).toEqual([CHAIN, MARKS])
+    // Its dedupe mark is done (dropped by policy), and no limit state of its chat or user exists.
+    expect(await server().command('get', 'rt:{bot}:dedupe:990001')).toBe('done')
+    const keys = (await server().command('keys', 'rt:*9191*')) as string[]
+    expect(keys).toEqual([])
+  })
+
+  it('answers a duplicate of a dropped command as a duplicate, not as a command', async () => {
+    const update = command('admin')
+    expect((await measure(update)).reason).toBe('command_not_allowed')
+    const duplicate = await measure(update)
+    expect(duplicate).toMatchObject({ status: 200, reason: 'duplicate_update' })
+    expect(duplicate.all).toEqual([CHAIN])
   })
 })

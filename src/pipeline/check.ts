@@ -19,14 +19,23 @@ export type Decided<V> = V | undefined | Promise<V | undefined>
 
 /**
  * A verdict on its way from the store, from a step the check added to the update's chain
- * (src/store/index.ts, `Chain`): the runner may run the next checks before it arrives, and still
- * lets it outrank theirs. A chained step that an earlier step stopped resolves to undefined.
+ * (src/store/index.ts, `Chain`): the runner may run the next checks before the store answers.
+ * Once it has, the runner calls `decide` with the answer, in check order and only if no check
+ * before decided, so whatever the check records on the exchange (its log detail, a shadow verdict,
+ * the mark it holds) happens exactly as if the runner had waited at this check. A chained step that
+ * an earlier step stopped answers `SKIPPED`, which `decide` turns into undefined.
  */
 export class Deferred<V> {
-  readonly verdict: Promise<V | undefined>
+  /** Resolves, once the store has answered, to the check's decision on that answer. */
+  readonly decision: Promise<() => V | undefined>
 
-  constructor(verdict: Promise<V | undefined>) {
-    this.verdict = verdict
+  private constructor(decision: Promise<() => V | undefined>) {
+    this.decision = decision
+  }
+
+  /** `decide`, to be called with the store's `answer` when the runner comes to this check. */
+  static of<V, T>(answer: Promise<T>, decide: (answer: T) => V | undefined): Deferred<V> {
+    return new Deferred(answer.then((value) => () => decide(value)))
   }
 }
 

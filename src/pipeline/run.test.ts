@@ -88,7 +88,7 @@ describe('runChecks with deferred verdicts (store chains)', () => {
         effects: 'chained' as const,
         run: () => {
           seen.push(name)
-          return new Deferred(verdict)
+          return Deferred.of(verdict, (v: Verdict | undefined) => v)
         },
       },
       settle: (v: Verdict | undefined) => settle(v),
@@ -192,6 +192,60 @@ describe('runChecks with deferred verdicts (store chains)', () => {
     expect(x.detail).toBeUndefined()
   })
 
+  it('lets each chained check record what it found in check order, as if the runner had waited at it', async () => {
+    const x = exchange()
+    const seen: string[] = []
+    const dedupe = deferred('dedupe', seen, true)
+    // Like the limits: its own shadow rule's verdict is recorded by the check, with its log detail.
+    let answer!: (denied: boolean) => void
+    const limits = {
+      name: 'limits',
+      shadow: false,
+      effects: 'chained' as const,
+      run: (ex: Exchange) =>
+        Deferred.of<Verdict, boolean>(new Promise<boolean>((resolve) => (answer = resolve)), (denied) => {
+          if (denied) {
+            ex.noteShadow('rate_limited')
+            ex.detail = 'limit per-chat (shadow)'
+          }
+          return undefined
+        }),
+    }
+    const result = runChecks([dedupe.check, limits], x, undefined)
+    // The store answers the later step first (one script answers both; callbacks run in any order).
+    answer(true)
+    await Promise.resolve()
+    dedupe.settle(drop('duplicate_update'))
+    expect(await result).toBeUndefined()
+    expect(x.would).toEqual(['duplicate_update', 'rate_limited'])
+    expect(x.detail).toBe('limit per-chat (shadow)')
+  })
+
+  it('restores the log detail of the checks before the one that decided when the chain fails', async () => {
+    const x = exchange()
+    const seen: string[] = []
+    const store = { chain: () => ({}) } as never
+    const dedupe = {
+      name: 'dedupe',
+      shadow: false,
+      effects: 'chained' as const,
+      run: (ex: Exchange) =>
+        ex.chainOn(store) === undefined
+          ? drop('duplicate_update')
+          : Deferred.of<Verdict, undefined>(Promise.reject(new StoreError('redis: down')), () => undefined),
+    }
+    const content = {
+      ...pure(undefined, seen, 'content'),
+      run: () => {
+        x.detail = 'content.forwarded'
+        return drop('content_not_allowed')
+      },
+    }
+    // Run again one operation at a time, the dedupe check decides before content runs.
+    expect(await runChecks([dedupe, content], x, undefined)).toEqual(drop('duplicate_update'))
+    expect(x.detail).toBeUndefined()
+  })
+
   it('runs the checks again, one store operation at a time, when the chain fails', async () => {
     const x = exchange()
     const seen: string[] = []
@@ -206,7 +260,10 @@ describe('runChecks with deferred verdicts (store chains)', () => {
         seen.push(name)
         if (ex.chainOn(store) === undefined) return verdict
         chains.push(name)
-        return new Deferred<Verdict>(Promise.reject(new StoreError('redis: no answer within 50 ms')))
+        return Deferred.of<Verdict, undefined>(
+          Promise.reject(new StoreError('redis: no answer within 50 ms')),
+          () => undefined,
+        )
       },
     })
     const limited = drop('rate_limited')
@@ -228,5 +285,29 @@ describe('runChecks with deferred verdicts (store chains)', () => {
     dedupe.fail(new TypeError('bug'))
     await expect(result).rejects.toThrow(TypeError)
     expect(seen).toEqual(['dedupe'])
+  })
+
+  it('leaves no verdict on its way unhandled when a check after it throws', async () => {
+    const seen: string[] = []
+    const dedupe = deferred('dedupe', seen)
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const broken = {
+        ...pure(undefined, seen, 'schema'),
+        run: () => {
+          throw new TypeError('bug')
+        },
+      }
+      const result = Promise.resolve().then(() => runChecks([dedupe.check, broken], exchange(), undefined))
+      // The chain then fails; the bug is what the run reports, once the chain has answered.
+      dedupe.fail(new StoreError('redis: no answer within 50 ms'))
+      await expect(result).rejects.toThrow(TypeError)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
   })
 })

@@ -259,9 +259,12 @@ export class Gateway {
     this.#queues = started.queues
     // Blocks are operator state, not traffic. The shared memory store evicts the least recently
     // written marks when full, so a flood of dedupe marks could evict a block: with the memory
-    // store, blocks get a store of their own. A shared store (redis) holds them for every replica.
+    // store, blocks get a store of their own. A shared store (redis) holds them for every replica;
+    // while it is down, the last snapshot decides whatever on_error says (GuardedStore.shared).
     this.blocks = new Blocks(
-      this.store.kind === 'memory' ? new MemoryStore({ maxEntries: BLOCK_STORE_ENTRIES }) : this.store,
+      this.store.kind === 'memory'
+        ? new MemoryStore({ maxEntries: BLOCK_STORE_ENTRIES })
+        : (this.#opened.shared ?? this.store),
     )
     // At start nothing is served yet: the bots are compiled in one go.
     const deps = this.#deps()

@@ -162,6 +162,36 @@ describe.skipIf(!available)('GuardedStore: on_error on every operation', () => {
     }
   })
 
+  it('shared: state that lives only in Redis is never answered from elsewhere; one circuit, one warning', async () => {
+    for (const onError of ['local', 'open'] as const) {
+      const { opened, store, lines } = await open(server, onError)
+      try {
+        await opened.start()
+        const shared = store.shared
+        await shared.put('block:bot:chat:1', '{}', 60_000)
+        expect(await shared.read('block:bot:chat:1')).toBe('{}')
+        await server.kill()
+        // A failure seen through the shared view takes the guard down, once, in on_error's words.
+        await expect(shared.read('block:bot:chat:1')).rejects.toEqual(new StoreError('store unavailable'))
+        expect(opened.health()).toEqual({ up: false, ready: true, detail: `down (on_error ${onError})` })
+        await expect(shared.put('block:bot:chat:2', '{}', 60_000)).rejects.toBeInstanceOf(StoreError)
+        await expect(shared.list('block:')).rejects.toBeInstanceOf(StoreError)
+        expect(shared.chain?.()).toBeUndefined()
+        // The guard itself still answers as on_error says.
+        expect(await store.read('block:bot:chat:1')).toBeUndefined()
+        const warnings = lines.filter((line) => String(line.msg).startsWith('store unavailable'))
+        expect(warnings).toHaveLength(1)
+        expect(warnings[0]).toMatchObject({ on_error: onError })
+        await server.restart()
+        await until(() => opened.health().up, 'the store to recover')
+        await shared.put('block:bot:chat:3', '{}', 60_000)
+        expect(await shared.read('block:bot:chat:3')).toBe('{}')
+      } finally {
+        await store.close()
+      }
+    }
+  })
+
   it('a Redis slower than the timeout counts as down: the operation falls back, then Redis is used again', async () => {
     const { opened, store, metrics, lines } = await open(server, 'local')
     try {

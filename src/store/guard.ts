@@ -147,23 +147,40 @@ export class GuardedStore implements Store {
   #probe: NodeJS.Timeout | undefined
   #probing = false
   #closed = false
+  /** The guard whose circuit this one follows: itself, or the guard {@link shared} was made from. */
+  readonly #owner: GuardedStore
+  /**
+   * The same store for state that lives only in Redis (blocks, src/blocks): while Redis is down its
+   * operations reject with {@link StoreError}, whatever `on_error` says, so that its users answer
+   * from what they last read (the blocks snapshot) or say that they cannot (the admin API's 503),
+   * never from an in-process store that has never held that state (under `local`) or from
+   * nothing (under `open`). It follows this guard's circuit: one health, one probe, one log.
+   */
+  readonly shared: Store
   readonly #watcher: ChainWatcher = {
     answered: (operation, started) =>
       this.#metrics.duration[operation].observe((performance.now() - started) / 1000),
     failed: (operation, error) => {
       this.#metrics.errors[operation].inc()
-      this.#down(operation, error)
+      this.#owner.#down(operation, error)
     },
   }
 
-  constructor(options: GuardOptions) {
+  /** `owner`: only for {@link shared}, the guard whose circuit it follows. */
+  constructor(options: GuardOptions, owner?: GuardedStore) {
     this.#backend = options.backend
     this.#onError = options.onError
     this.#local = options.local
     this.#metrics = options.metrics
     this.#logger = options.logger
     this.#probeIntervalMs = options.probeIntervalMs ?? PROBE_INTERVAL_MS
-    this.#metrics.up.set(0)
+    this.#owner = owner ?? this
+    if (owner === undefined) {
+      this.#metrics.up.set(0)
+      this.shared = new GuardedStore({ ...options, onError: 'closed' }, this)
+    } else {
+      this.shared = this
+    }
   }
 
   /** Marks the store up (startup found Redis ready), or down with the reason, probing until it answers. */
@@ -243,7 +260,7 @@ export class GuardedStore implements Store {
 
   /** Runs `attempt` on Redis while it is up; otherwise, or when it fails, answers per `on_error`. */
   #run<T>(operation: StoreOperation, attempt: () => Promise<T>, local: () => Maybe<T>, open: T): Maybe<T> {
-    if (!this.#up) return this.#instead(operation, local, open)
+    if (!this.#owner.#up) return this.#instead(operation, local, open)
     const started = performance.now()
     return attempt().then(
       (value) => {
@@ -253,7 +270,7 @@ export class GuardedStore implements Store {
       (error: unknown) => {
         if (!(error instanceof StoreError)) throw error
         this.#metrics.errors[operation].inc()
-        this.#down(operation, error)
+        this.#owner.#down(operation, error)
         return this.#instead(operation, local, open)
       },
     )
@@ -324,12 +341,14 @@ export class GuardedStore implements Store {
 
   /** The back-end's chain while the store is up; undefined while it is down (see {@link GuardedChain}). */
   chain(): Chain | undefined {
-    if (!this.#up) return undefined
+    if (!this.#owner.#up) return undefined
     const chain = this.#backend.chain?.()
     return chain === undefined ? undefined : new GuardedChain(chain, this.#watcher)
   }
 
   async close(): Promise<void> {
+    // The shared view closes with its owner.
+    if (this.#owner !== this) return
     this.#closed = true
     if (this.#probe !== undefined) clearInterval(this.#probe)
     this.#probe = undefined

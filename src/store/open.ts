@@ -17,6 +17,8 @@ import { MemoryStore } from './memory.js'
 
 export interface OpenedStore {
   readonly store: Store
+  /** With Redis: the store for state that lives only there (blocks; see GuardedStore.shared). */
+  readonly shared?: Store
   /** For /readyz. */
   health(): StoreHealth
   /** Waits for Redis at startup, at most `connect_timeout`; the gateway starts either way. */
@@ -56,6 +58,7 @@ export async function openStore(config: StoreConfig, deps: OpenDeps): Promise<Op
   const opened = guard
   return {
     store: opened,
+    shared: opened.shared,
     health: () => opened.health(),
     start: async () => opened.begin(await backend.waitReady(config.connectTimeoutMs)),
   }

@@ -5,9 +5,11 @@
  * and Telegram would resend any other answer and hold back the chat's later updates (SPEC section 1).
  *
  * It is the first update check. A block is an operator's explicit decision about a sender, so it
- * takes precedence over every policy verdict: a blocked update costs no schema walk, takes no
- * dedupe mark, consumes no rate-limit budget, and never earns a gateway reply ("Unknown command",
- * "too fast"), which would tell the blocked sender something and could be flooded. It reads only
+ * takes precedence over every policy verdict: a blocked update takes no dedupe mark, consumes no
+ * rate-limit budget, and never earns a gateway reply ("Unknown command", "too fast"), which would
+ * tell the blocked sender something and could be flooded. (With the memory store it costs no
+ * schema walk either; with Redis the pure checks run while the blocks read is on its way, and
+ * their verdicts are set aside.) It reads only
  * `chatId` and `userId`, which the envelope has already read as safe integers.
  *
  * Blocks are not policy: the check has no section and no shadow mode, and applies in a policy that
@@ -37,8 +39,8 @@ export function createBlockedCheck(blocks: BotBlocks): UpdateCheck {
       if (update.chatId === undefined && update.userId === undefined) return undefined
       const chain = exchange.chainOn(blocks.store)
       if (chain !== undefined)
-        return new Deferred(
-          blocks.matchOn(chain, update.chatId, update.userId).then((found) => verdict(exchange, found)),
+        return Deferred.of(blocks.matchOn(chain, update.chatId, update.userId), (found) =>
+          verdict(exchange, found),
         )
       const kind = blocks.match(update.chatId, update.userId)
       return isPromise(kind) ? kind.then((found) => verdict(exchange, found)) : verdict(exchange, kind)

@@ -133,6 +133,9 @@ export function createCommandsCheck(
   return {
     name: 'commands',
     shadow,
+    // Synchronous, and changes nothing: it may run while the dedupe claim is on its way, so the
+    // limits after it join the same chain (src/pipeline/run.ts).
+    effects: 'none',
     run(_exchange, update) {
       const commands = update.commands
       if (commands.length === 0) return undefined

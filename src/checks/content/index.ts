@@ -378,6 +378,9 @@ export function createContentCheck(
   return {
     name: 'content',
     shadow,
+    // Synchronous, and changes nothing but the log detail of its verdict: it may run while the
+    // dedupe claim is on its way (src/pipeline/run.ts).
+    effects: 'none',
     run(exchange, update) {
       if (update.message !== undefined) return inspectMessage(exchange, update, update.message)
       if (anyDenied === undefined) return undefined

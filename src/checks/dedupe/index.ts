@@ -152,9 +152,8 @@ export function createDedupeCheck(
       const chain = exchange.chainOn(store)
       if (chain !== undefined) {
         // In shadow mode a duplicate is only reported, so the steps after the claim still apply.
-        const existing = chain.claim(claim, INFLIGHT, inflightMs, shadow)
-        return new Deferred(
-          existing.then((value) => (value === SKIPPED ? undefined : verdictFor(value, exchange, claim))),
+        return Deferred.of(chain.claim(claim, INFLIGHT, inflightMs, shadow), (value) =>
+          value === SKIPPED ? undefined : verdictFor(value, exchange, claim),
         )
       }
       const existing = store.claim(claim, INFLIGHT, inflightMs)

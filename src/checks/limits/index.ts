@@ -366,11 +366,8 @@ export function createUpdateLimitsCheck(
       if (keys.length === 0) return undefined
       const chain = exchange.chainOn(store)
       if (chain !== undefined) {
-        const chained = chain.limit(bot, keys)
-        return new Deferred(
-          chained.then((decided) =>
-            decided === SKIPPED ? undefined : verdict(decided, keys, exchange, update),
-          ),
+        return Deferred.of(chain.limit(bot, keys), (decided) =>
+          decided === SKIPPED ? undefined : verdict(decided, keys, exchange, update),
         )
       }
       const outcome = store.limit(bot, keys)
