@@ -16,9 +16,10 @@ import {
   deployConfig,
   find,
   type K8sObject,
+  placeholderSecrets,
   readKustomization,
 } from './helpers/deploy.js'
-import { ROOT, RunningGateway, secret, tempDir } from './helpers/gateway.js'
+import { ROOT, RunningGateway, tempDir } from './helpers/gateway.js'
 import { RunningProcess } from './helpers/process.js'
 import { RedisServer, redisServerAvailable } from './helpers/redis.js'
 import { freePort } from './helpers/upstream.js'
@@ -32,12 +33,7 @@ describe.skipIf(!redisServerAvailable())('the shared pool: two replicas, one Red
   const mount = (deployment.spec.template.spec.containers[0].volumeMounts as K8sObject[]).find(
     (m) => m.name === 'secrets',
   ) as K8sObject
-  const secrets: Record<string, string> = Object.fromEntries(
-    (kustomization.secrets.get('botgate-secrets') as string[]).map((name) => [
-      name,
-      name.endsWith('_token') ? '123456:placeholder-token' : secret(),
-    ]),
-  )
+  const secrets = placeholderSecrets(kustomization.secrets.get('botgate-secrets') as string[])
   const fs = new ContainerFs(tempDir())
   let server: RedisServer
   let pythonBot: RunningProcess
@@ -60,6 +56,7 @@ describe.skipIf(!redisServerAvailable())('the shared pool: two replicas, one Red
           config: deployConfig(path.join(DIR, 'gateway.yaml'), fs, [
             [['listen'], '127.0.0.1:0'],
             [['admin', 'listen'], '127.0.0.1:0'],
+            [['egress', 'listen'], '127.0.0.1:0'],
             [['trusted_proxies'], ['127.0.0.1']], // the test plays the ingress controller
             [['store', 'url'], `redis://127.0.0.1:${server.port}`],
             [['bots', 0, 'upstream', 'url'], `http://127.0.0.1:${botPort}/webhook`],
