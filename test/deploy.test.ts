@@ -7,7 +7,7 @@
  */
 
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
@@ -47,6 +47,34 @@ const CONFIG_PATH = ENTRY[ENTRY.indexOf('--config') + 1] as string
 const HEALTHCHECK = execForm(only(runtime, 'HEALTHCHECK'))
 const HAS_KUBECTL = available('kubectl', ['version', '--client'])
 if (!HAS_KUBECTL) console.warn('deploy/kubernetes: kustomize builds skipped, `kubectl` is not on PATH')
+
+describe('deploy/make-secrets.sh', () => {
+  const make = (dir: string, ...names: string[]) =>
+    execFileSync('sh', [path.join(DEPLOY, 'make-secrets.sh'), dir, ...names], { encoding: 'utf8' })
+
+  it('writes 64 characters of the secret_token charset, and a token-shaped egress credential', () => {
+    const dir = path.join(tempDir(), 'secrets')
+    make(dir, 'shop_secret', 'shop_egress_credential', 'news_egress_credential')
+    const secretValue = readFileSync(path.join(dir, 'shop_secret'), 'utf8')
+    expect(secretValue).toMatch(/^[A-Za-z0-9_-]{64}$/) // Telegram's secret_token charset, no newline
+    const credentials = ['shop', 'news'].map((bot) =>
+      readFileSync(path.join(dir, `${bot}_egress_credential`), 'utf8'),
+    )
+    // The shape botgate's config accepts for bots[].egress.credential (src/config/bots.ts), and
+    // that bot frameworks check a token against: digits, a colon, at least 35 more.
+    for (const credential of credentials) expect(credential).toMatch(/^[0-9]{1,20}:[A-Za-z0-9_-]{64}$/)
+    expect(new Set([...credentials, secretValue]).size).toBe(3)
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+  })
+
+  it('keeps files that exist: running it again rotates nothing', () => {
+    const dir = path.join(tempDir(), 'secrets')
+    make(dir, 'shop_egress_credential')
+    const first = readFileSync(path.join(dir, 'shop_egress_credential'), 'utf8')
+    expect(make(dir, 'shop_egress_credential', 'shop_secret')).toContain('kept')
+    expect(readFileSync(path.join(dir, 'shop_egress_credential'), 'utf8')).toBe(first)
+  })
+})
 
 describe('deploy/Dockerfile', () => {
   it('builds in stages: production dependencies, compile, runtime', () => {
