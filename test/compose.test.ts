@@ -2,14 +2,16 @@
  * deploy/compose.yaml: its services, ports, mounts, secrets and networks agree with the config
  * it mounts (deploy/compose/config) and with the image; the config passes `botgate check` as the
  * container loads it; and the stack runs without Docker: real Redis with the password from the
- * secret file, the Python example bot, and `botgate serve` on the compose config (listeners,
- * Redis and the bot at the test's addresses), with "the host's proxy" in front.
+ * secret file, the Python example bot with the compose service's environment (its egress
+ * credential, no token), and `botgate serve` on the compose config (listeners, Redis, the bot and
+ * a fake Bot API at the test's addresses), with "the host's proxy" in front.
  */
 
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
+import { FakeBotApi } from './helpers/bot-api.js'
 import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import {
   ContainerFs,
@@ -19,10 +21,11 @@ import {
   instructions,
   type K8sObject,
   parseDockerfile,
+  placeholderSecrets,
   portOf,
   type Stage,
 } from './helpers/deploy.js'
-import { ROOT, RunningGateway, runCli, secret, tempDir } from './helpers/gateway.js'
+import { ROOT, RunningGateway, runCli, tempDir } from './helpers/gateway.js'
 import { RunningProcess } from './helpers/process.js'
 import { client, keysAndCleanup, RedisServer, redisServerAvailable } from './helpers/redis.js'
 import { freePort } from './helpers/upstream.js'
@@ -41,11 +44,7 @@ const CONFIG_PATH = ENTRY.at(-1) as string
 /** The compose secrets as the containers see them: /run/secrets/<name>. */
 const SECRETS = Object.keys(compose.secrets as object)
 
-function placeholders(): Record<string, string> {
-  return Object.fromEntries(
-    SECRETS.map((name) => [name, name.endsWith('_token') ? '123456:placeholder-token' : secret()]),
-  )
-}
+const placeholders = () => placeholderSecrets(SECRETS)
 
 describe('deploy/compose.yaml', () => {
   it('builds botgate from deploy/Dockerfile and runs its command unchanged', () => {
@@ -86,8 +85,16 @@ describe('deploy/compose.yaml', () => {
     expect(files.length).toBeGreaterThan(0)
     for (const quoted of files) expect(botgate.secrets).toContain(path.basename(JSON.parse(quoted) as string))
     for (const name of SECRETS) expect(compose.secrets[name]).toEqual({ file: `./compose/secrets/${name}` })
-    expect(bot.secrets).toEqual([path.basename(config.bots[0].upstream.secret_token_file)])
+    expect(bot.secrets).toEqual([
+      path.basename(config.bots[0].upstream.secret_token_file),
+      path.basename(config.bots[0].egress.credential_file),
+    ])
     expect(bot.environment.BOTGATE_UPSTREAM_SECRET_FILE).toBe(config.bots[0].upstream.secret_token_file)
+    // The bot's key to the egress, never the token: that is botgate's alone.
+    expect(bot.environment.BOT_CREDENTIAL_FILE).toBe(config.bots[0].egress.credential_file)
+    expect(botgate.secrets).toContain(path.basename(config.bots[0].token_file))
+    expect(bot.secrets).not.toContain(path.basename(config.bots[0].token_file))
+    expect(JSON.stringify(bot)).not.toMatch(/token/i)
     expect(redis.secrets).toEqual([path.basename(config.store.password_file)])
     expect(redis.command.join(' ')).toContain(config.store.password_file)
     expect(redis.healthcheck.test.join(' ')).toContain(config.store.password_file)
@@ -109,6 +116,19 @@ describe('deploy/compose.yaml', () => {
     const botImage = parseDockerfile(readFileSync(path.join(ROOT, 'examples/python-echo/Dockerfile'), 'utf8'))
     expect(instructions(botImage.at(-1) as Stage, 'EXPOSE')[0]?.text).toBe(upstream.port)
     expect(botgate.depends_on.redis.condition).toBe('service_healthy')
+  })
+
+  it("points the bot's API base at botgate's egress, on the network they share, never published", () => {
+    const root = new URL(bot.environment.BOT_API_ROOT)
+    expect(root.protocol).toBe('http:')
+    expect(root.hostname).toBe('botgate')
+    expect(root.pathname).toBe('/')
+    expect(config.egress.listen).toBe(`0.0.0.0:${root.port}`)
+    expect(botgate.networks).toContain('backend')
+    expect(JSON.stringify(botgate.ports)).not.toContain(root.port)
+    // The bot reaches nothing but the internal network: botgate alone calls Telegram.
+    expect(bot.networks).toEqual(['backend'])
+    expect(compose.networks.backend.internal).toBe(true)
   })
 
   it("trusts the edge network's gateway, where the published port arrives; keeps the rest internal", () => {
@@ -135,6 +155,8 @@ describe('deploy/compose.yaml', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('store redis')
     expect(result.stdout).toContain('limits [{"name":"per-chat"')
+    expect(result.stdout).toContain('outbound {"allow_methods":["messaging"]}')
+    expect(result.stdout).toContain('egress: listen 0.0.0.0:8082 is not loopback') // the warning, as documented
   })
 })
 
@@ -142,7 +164,9 @@ describe.skipIf(!redisServerAvailable())('the compose stack, run without Docker'
   const fs = new ContainerFs(tempDir())
   const secrets = placeholders()
   const PATH = '/tg/a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6'
+  const TOKEN = secrets.shop_bot_token as string
   let server: RedisServer
+  let api: FakeBotApi
   let pythonBot: RunningProcess
   let gateway: RunningGateway
 
@@ -150,18 +174,14 @@ describe.skipIf(!redisServerAvailable())('the compose stack, run without Docker'
     fs.mount('/run/secrets', secrets)
     // Redis as compose starts it: the password from the secret file.
     server = await RedisServer.start(['--requirepass', secrets.redis_password as string])
+    api = await FakeBotApi.start([TOKEN]) // Telegram, beyond the edge network
     const botPort = await freePort()
-    pythonBot = await RunningProcess.start('python3', [path.join(ROOT, 'examples/python-echo/bot.py')], {
-      env: {
-        HOST: '127.0.0.1',
-        PORT: String(botPort),
-        BOTGATE_UPSTREAM_SECRET_FILE: fs.path(bot.environment.BOTGATE_UPSTREAM_SECRET_FILE),
-      },
-    })
     gateway = await RunningGateway.start({
       config: deployConfig(path.join(CONFIG_DIR, 'gateway.yaml'), fs, [
         [['listen'], '127.0.0.1:0'],
         [['admin', 'listen'], '127.0.0.1:0'],
+        [['egress', 'listen'], '127.0.0.1:0'],
+        [['egress', 'api_base'], api.url],
         [['trusted_proxies'], ['127.0.0.1']], // the test plays the host's reverse proxy
         [['store', 'url'], `redis://127.0.0.1:${server.port}`],
         [['bots', 0, 'upstream', 'url'], `http://127.0.0.1:${botPort}/webhook`],
@@ -169,11 +189,30 @@ describe.skipIf(!redisServerAvailable())('the compose stack, run without Docker'
       files: { 'policy.yaml': readFileSync(path.join(CONFIG_DIR, 'policy.yaml'), 'utf8') },
       env: { SHOP_PATH: PATH.slice(4) },
     })
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    // The bot service's environment, its files at their mount paths and botgate's egress at the
+    // test's address (http://botgate:8082 in compose).
+    const environment = Object.fromEntries(
+      Object.entries(bot.environment as Record<string, string>).map(([name, value]) => [
+        name,
+        name.endsWith('_FILE') ? fs.path(value) : value,
+      ]),
+    )
+    pythonBot = await RunningProcess.start('python3', [path.join(ROOT, 'examples/python-echo/bot.py')], {
+      env: {
+        ...environment,
+        HOST: '127.0.0.1',
+        PORT: String(botPort),
+        BOT_API_ROOT: `http://${started.egress as string}`,
+      },
+      ready: /listening on .*\(calls through botgate's egress\)/,
+    })
   }, 60_000)
 
   afterAll(async () => {
     expect(await gateway.stop()).toBe(0)
     await pythonBot.stop()
+    await api.close()
     await server.kill()
   })
 
@@ -185,11 +224,24 @@ describe.skipIf(!redisServerAvailable())('the compose stack, run without Docker'
       telegramHeaders(secrets.shop_secret as string, 'x-forwarded-for', '149.154.167.197'),
     )
 
-  it('forwards an update to the bot and returns its reply; a redelivery is deduplicated in Redis', async () => {
+  it("forwards an update to the bot, whose answer reaches Telegram through botgate's egress with the token", async () => {
     const update = messageUpdate({ chat: { id: 9001, type: 'private' }, text: 'hi from compose' })
     const reply = await deliver(update)
     expect(reply.status).toBe(200)
-    expect(reply.json()).toEqual({ method: 'sendMessage', chat_id: 9001, text: 'hi from compose' })
+    expect(reply.body).toBe('') // the answer goes out as a call, not as a webhook reply
+    const [sent] = await api.waitForCalls('sendMessage', 1)
+    expect(sent).toMatchObject({ token: TOKEN, params: { chat_id: 9001, text: 'hi from compose' } })
+    // The bot runs without the token: not in its environment, nor in any log line.
+    const environ = readFileSync(`/proc/${pythonBot.child.pid}/environ`, 'utf8')
+    expect(environ).not.toContain(TOKEN)
+    expect(environ).toContain(`BOT_CREDENTIAL_FILE=${fs.path(bot.environment.BOT_CREDENTIAL_FILE)}`)
+    for (const text of [gateway.stdout, gateway.stderr, pythonBot.stdout, pythonBot.stderr])
+      expect(text).not.toContain(TOKEN)
+  })
+
+  it('deduplicates a redelivery in Redis', async () => {
+    const update = messageUpdate({ chat: { id: 9003, type: 'private' }, text: 'once' })
+    expect((await deliver(update)).status).toBe(200)
     const again = await deliver(update)
     expect(again.status).toBe(200)
     expect(again.body).toBe('')
@@ -207,16 +259,30 @@ describe.skipIf(!redisServerAvailable())('the compose stack, run without Docker'
 
   it("applies the policy's per-chat limit: the sixth message at once gets the limit's reply", async () => {
     const chat = { id: 9002, type: 'private' }
+    const before = api.callsOf('sendMessage').length
     const replies = []
-    for (let i = 0; i < 6; i++) replies.push((await deliver(messageUpdate({ chat, text: `m${i}` }))).json())
-    expect(replies.slice(0, 5)).toEqual(
-      [0, 1, 2, 3, 4].map((i) => ({ method: 'sendMessage', chat_id: 9002, text: `m${i}` })),
-    )
-    expect(replies[5]).toEqual({
+    for (let i = 0; i < 6; i++) replies.push(await deliver(messageUpdate({ chat, text: `m${i}` })))
+    // Five reach the bot, whose answers leave through the egress, in order (paced: a private
+    // chat gets a burst of 3, then one a second).
+    expect(replies.slice(0, 5).map((reply) => reply.body)).toEqual(['', '', '', '', ''])
+    const sent = (await api.waitForCalls('sendMessage', before + 5)).slice(before)
+    expect(sent.map((call) => call.params.text)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4'])
+    // The sixth is botgate's own webhook reply: it needs no token.
+    expect(replies[5]?.json()).toEqual({
       method: 'sendMessage',
       chat_id: 9002,
       text: "You're sending messages too fast.",
     })
+  })
+
+  it("refuses deleteWebhook with the bot's credential: the egress policy is outbound [messaging]", async () => {
+    const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+    const credential = secrets[path.basename(config.bots[0].egress.credential_file)] as string
+    const answer = await fetch(`http://${started.egress as string}/bot${credential}/deleteWebhook`, {
+      method: 'POST',
+    })
+    expect(answer.status).toBe(403)
+    expect(api.callsOf('deleteWebhook')).toEqual([])
   })
 
   it('answers the health check and reports the store on /readyz', async () => {

@@ -75,10 +75,12 @@ describe.skipIf(!CAN_SIMULATE)('the image entry command as a container runs it',
       shop_secret: SECRET,
       shop_upstream_secret: secret(),
       shop_bot_token: '123456:placeholder-token',
+      shop_egress_credential: `1:${secret()}`,
     })
     const config = parseDocument(readFileSync(path.join(DEPLOY, 'kubernetes/sidecar/gateway.yaml'), 'utf8'))
     config.set('listen', '127.0.0.1:0')
     config.setIn(['admin', 'listen'], '127.0.0.1:0')
+    config.setIn(['egress', 'listen'], '127.0.0.1:0')
     config.set('trusted_proxies', ['127.0.0.1'])
     config.setIn(['bots', 0, 'upstream', 'url'], upstream.url)
     fs.mount('/etc/botgate', {

@@ -7,7 +7,7 @@
  */
 
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
@@ -22,6 +22,7 @@ import {
   instructions,
   type K8sObject,
   parseDockerfile,
+  placeholderSecrets,
   portOf,
   readKustomization,
   type Stage,
@@ -47,17 +48,33 @@ const HEALTHCHECK = execForm(only(runtime, 'HEALTHCHECK'))
 const HAS_KUBECTL = available('kubectl', ['version', '--client'])
 if (!HAS_KUBECTL) console.warn('deploy/kubernetes: kustomize builds skipped, `kubectl` is not on PATH')
 
-/** Writes placeholder secrets with deploy/make-secrets.sh, as the docs tell users to. */
-function placeholderSecrets(names: readonly string[]): Record<string, string> {
-  const dir = path.join(tempDir(), 'secrets')
-  const random = names.filter((name) => !name.endsWith('_token'))
-  execFileSync('sh', [path.join(DEPLOY, 'make-secrets.sh'), dir, ...random], { stdio: 'pipe' })
-  const files: Record<string, string> = {}
-  for (const name of random) files[name] = readFileSync(path.join(dir, name), 'utf8')
-  // Bot tokens come from @BotFather, not from the script: a token-shaped placeholder.
-  for (const name of names.filter((name) => name.endsWith('_token'))) files[name] = '123456:placeholder-token'
-  return files
-}
+describe('deploy/make-secrets.sh', () => {
+  const make = (dir: string, ...names: string[]) =>
+    execFileSync('sh', [path.join(DEPLOY, 'make-secrets.sh'), dir, ...names], { encoding: 'utf8' })
+
+  it('writes 64 characters of the secret_token charset, and a token-shaped egress credential', () => {
+    const dir = path.join(tempDir(), 'secrets')
+    make(dir, 'shop_secret', 'shop_egress_credential', 'news_egress_credential')
+    const secretValue = readFileSync(path.join(dir, 'shop_secret'), 'utf8')
+    expect(secretValue).toMatch(/^[A-Za-z0-9_-]{64}$/) // Telegram's secret_token charset, no newline
+    const credentials = ['shop', 'news'].map((bot) =>
+      readFileSync(path.join(dir, `${bot}_egress_credential`), 'utf8'),
+    )
+    // The shape botgate's config accepts for bots[].egress.credential (src/config/bots.ts), and
+    // that bot frameworks check a token against: digits, a colon, at least 35 more.
+    for (const credential of credentials) expect(credential).toMatch(/^[0-9]{1,20}:[A-Za-z0-9_-]{64}$/)
+    expect(new Set([...credentials, secretValue]).size).toBe(3)
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+  })
+
+  it('keeps files that exist: running it again rotates nothing', () => {
+    const dir = path.join(tempDir(), 'secrets')
+    make(dir, 'shop_egress_credential')
+    const first = readFileSync(path.join(dir, 'shop_egress_credential'), 'utf8')
+    expect(make(dir, 'shop_egress_credential', 'shop_secret')).toContain('kept')
+    expect(readFileSync(path.join(dir, 'shop_egress_credential'), 'utf8')).toBe(first)
+  })
+})
 
 describe('deploy/Dockerfile', () => {
   it('builds in stages: production dependencies, compile, runtime', () => {
@@ -219,13 +236,18 @@ function podFacts(kustomization: ReturnType<typeof readKustomization>, deploymen
 /**
  * Loads the pod's botgate config with `botgate check`, as the container would: the ConfigMap's
  * and the Secret's files at their mount paths (under a temporary root), its env from the
- * manifest, placeholder secrets.
+ * manifest, placeholder secrets (but none for the keys in `missing`).
  */
-async function checkInPod(kustomization: ReturnType<typeof readKustomization>, deployment: K8sObject) {
+async function checkInPod(
+  kustomization: ReturnType<typeof readKustomization>,
+  deployment: K8sObject,
+  missing: readonly string[] = [],
+) {
   const { spec, container, configFiles } = podFacts(kustomization, deployment)
   const fs = new ContainerFs(tempDir())
   const secretValues = new Map<string, Record<string, string>>()
-  for (const [name, keys] of kustomization.secrets) secretValues.set(name, placeholderSecrets(keys))
+  for (const [name, keys] of kustomization.secrets)
+    secretValues.set(name, placeholderSecrets(keys.filter((key) => !missing.includes(key))))
   const configMounts: [string, Map<string, string>][] = []
   for (const mount of container.volumeMounts as K8sObject[]) {
     const volume = (spec.volumes as K8sObject[]).find((v) => v.name === mount.name) as K8sObject
@@ -248,6 +270,36 @@ async function checkInPod(kustomization: ReturnType<typeof readKustomization>, d
   expect(args[0]).toBe('serve')
   return runCli(['check', ...args.slice(1)], { env: { BOTGATE_CONFIG: '', ...env } })
 }
+
+/**
+ * What a container can read of the layout's Secrets: each key with the path it has in the
+ * container (mounted files; `env:NAME` for a secretKeyRef variable).
+ */
+function readableSecrets(
+  kustomization: ReturnType<typeof readKustomization>,
+  spec: K8sObject,
+  container: K8sObject,
+): Map<string, string> {
+  const readable = new Map<string, string>()
+  for (const mount of (container.volumeMounts ?? []) as K8sObject[]) {
+    const secret = (spec.volumes as K8sObject[]).find((v) => v.name === mount.name)?.secret
+    if (!secret) continue
+    const items: [string, string][] =
+      secret.items === undefined
+        ? (kustomization.secrets.get(secret.secretName) ?? []).map((key) => [key, key])
+        : secret.items.map((item: K8sObject) => [item.key, item.path])
+    for (const [key, file] of items) readable.set(key, `${mount.mountPath}/${file}`)
+  }
+  for (const variable of (container.env ?? []) as K8sObject[]) {
+    const ref = variable.valueFrom?.secretKeyRef
+    if (ref) readable.set(ref.key, `env:${variable.name}`)
+  }
+  return readable
+}
+
+/** The container's plain env values by name. */
+const envOf = (container: K8sObject): Record<string, string> =>
+  Object.fromEntries(((container.env ?? []) as K8sObject[]).map((e) => [e.name, e.value]))
 
 /** Every pod template of the layout (Deployments and StatefulSets), with its workload's name. */
 function podTemplates(objects: readonly K8sObject[]): [string, K8sObject][] {
@@ -339,11 +391,20 @@ describe.each([
         labels,
       ),
     ).toBe(true)
-    const ingressPorts = (gatewayPolicy.spec.ingress as K8sObject[]).map((rule) => rule.ports[0].port)
-    expect(ingressPorts.sort()).toEqual([port('webhook'), port('admin')].sort())
-    // Only namespaces (the ingress controller, monitoring) may connect: trusted_proxies relies on it.
-    for (const rule of gatewayPolicy.spec.ingress as K8sObject[])
-      for (const peer of rule.from) expect(Object.keys(peer)).toEqual(['namespaceSelector'])
+    const rules = new Map(
+      (gatewayPolicy.spec.ingress as K8sObject[]).map((rule) => [rule.ports[0].port as number, rule]),
+    )
+    // The egress port is open on the pod network only where it listens there (shared); the
+    // sidecar's egress is on the pod's loopback, which no NetworkPolicy governs.
+    const egressPort = port('egress')
+    expect([...rules.keys()].sort()).toEqual(
+      [port('webhook'), port('admin'), ...(egressPort === undefined ? [] : [egressPort])].sort(),
+    )
+    // Only namespaces (the ingress controller, monitoring) may connect to the webhook and admin
+    // ports: trusted_proxies relies on it.
+    for (const name of ['webhook', 'admin'])
+      for (const peer of rules.get(port(name) as number)?.from ?? [])
+        expect(Object.keys(peer), name).toEqual(['namespaceSelector'])
     expect(deployment.spec.selector.matchLabels).toEqual(labels)
     expect(config.trusted_proxies.length).toBeGreaterThan(0)
   })
@@ -369,6 +430,14 @@ describe.each([
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('bot shop (@shop_bot)')
     expect(result.stdout).toContain(`store ${config.store.type}`)
+    expect(result.stdout).toContain('outbound {"allow_methods":["messaging"]}')
+  })
+
+  it("refuses the pod's config when the bot's egress credential is missing from the Secret", async () => {
+    const credential = path.basename(config.bots[0].egress.credential_file)
+    const result = await checkInPod(kustomization, deployment, [credential])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('bots[0].egress.credential_file')
   })
 
   it.skipIf(!HAS_KUBECTL)('builds with kustomize', () => {
@@ -421,7 +490,9 @@ describe('deploy/kubernetes/sidecar: the bot in the pod', () => {
         : secret.items.map((item: K8sObject) => item.key)
     }
     const mounts = (bot.volumeMounts as K8sObject[]).filter((mount) => volumes.get(mount.name)?.secret)
-    expect(mounts.map((mount) => projected(mount.name))).toEqual([['shop_upstream_secret']])
+    expect(mounts.map((mount) => projected(mount.name))).toEqual([
+      ['shop_upstream_secret', 'shop_egress_credential'],
+    ])
     const botgate = (spec.containers as K8sObject[]).find((c) => c.name === 'botgate') as K8sObject
     const tokenFile = config.bots[0].token_file as string
     expect(
@@ -439,7 +510,10 @@ describe('deploy/kubernetes/shared: the pool, Redis and the bot', () => {
 
   it("gives the bot token to botgate's Secret only, never the bot's", () => {
     expect(kustomization.secrets.get('botgate-secrets')).toContain('shop_bot_token')
-    expect(kustomization.secrets.get('shop-bot-secrets')).toEqual(['shop_upstream_secret'])
+    expect(kustomization.secrets.get('shop-bot-secrets')).toEqual([
+      'shop_upstream_secret',
+      'shop_egress_credential',
+    ])
   })
   const deployment = find(objects, 'Deployment', 'botgate')
   const { config } = podFacts(kustomization, deployment)
@@ -509,3 +583,114 @@ describe('deploy/kubernetes/shared: the pool, Redis and the bot', () => {
     expect(kustomization.secrets.get(volume.secret.secretName)).not.toContain('shop_secret')
   })
 })
+
+describe.each([
+  { layout: 'sidecar', gatewayDeployment: 'shop-bot' },
+  { layout: 'shared', gatewayDeployment: 'botgate' },
+])(
+  "deploy/kubernetes/$layout: the bot calls the Bot API through botgate's egress",
+  ({ layout, gatewayDeployment }) => {
+    const kustomization = readKustomization(path.join(DEPLOY, 'kubernetes', layout))
+    const { objects } = kustomization
+    const gateway = find(objects, 'Deployment', gatewayDeployment)
+    const { spec, container, config } = podFacts(kustomization, gateway)
+    const botDeployment = find(objects, 'Deployment', 'shop-bot')
+    const botSpec = botDeployment.spec.template.spec
+    const bot = (botSpec.containers as K8sObject[]).find((c) => c.name === 'bot') as K8sObject
+    const env = envOf(bot)
+    const egress = config.egress as { listen: string }
+    const entry = config.bots[0] as { token_file: string; egress: { credential_file: string } }
+    const credentialKey = path.basename(entry.egress.credential_file)
+    const tokenKey = path.basename(entry.token_file)
+    const botLabels = botDeployment.spec.template.metadata.labels as Record<string, string>
+    const gatewayLabels = gateway.spec.template.metadata.labels as Record<string, string>
+    const policyOf = (labels: Record<string, string>) =>
+      find(
+        objects.filter((o) => o.kind === 'NetworkPolicy' && isSubset(o.spec.podSelector.matchLabels, labels)),
+        'NetworkPolicy',
+      )
+
+    it('gives the bot container its credential and never the token; botgate reads both', () => {
+      const botReads = readableSecrets(kustomization, botSpec, bot)
+      expect(botReads.get(credentialKey)).toBe(env.BOT_CREDENTIAL_FILE)
+      expect([...botReads.keys()]).not.toContain(tokenKey)
+      // Nothing in the bot's environment is or names a token.
+      for (const variable of (bot.env ?? []) as K8sObject[]) expect(variable.name).not.toMatch(/TOKEN/)
+      expect(JSON.stringify(bot)).not.toContain(tokenKey)
+      const gatewayReads = readableSecrets(kustomization, spec, container)
+      expect(gatewayReads.get(credentialKey)).toBe(entry.egress.credential_file)
+      expect(gatewayReads.get(tokenKey)).toBe(entry.token_file)
+      // One file feeds the credential to both, when they read it from different Secrets.
+      const sources = ((kustomization.raw.secretGenerator ?? []) as K8sObject[]).flatMap((generator) =>
+        (generator.files as string[]).filter((file) => path.basename(file) === credentialKey),
+      )
+      expect(new Set(sources).size).toBe(1)
+    })
+
+    it("points the bot's API base at botgate's egress listener", () => {
+      const root = new URL(env.BOT_API_ROOT as string)
+      expect(root.protocol).toBe('http:')
+      expect(root.pathname).toBe('/') // frameworks add /bot<credential>/<method>
+      if (layout === 'sidecar') {
+        // The same pod: the egress on the loopback, on a port of its own.
+        expect(egress.listen).toBe(`127.0.0.1:${root.port}`)
+        expect(root.hostname).toBe('127.0.0.1')
+        const taken = [portOf(config.listen), portOf(config.admin.listen), Number(env.PORT)]
+        expect(taken).not.toContain(portOf(egress.listen))
+      } else {
+        // Through a Service of its own, to the container port named egress.
+        expect(egress.listen).toMatch(/^0\.0\.0\.0:/)
+        const service = find(objects, 'Service', root.hostname)
+        const servicePort = (service.spec.ports as K8sObject[]).find((p) => p.port === Number(root.port))
+        expect(servicePort?.targetPort).toBe('egress')
+        expect(isSubset(service.spec.selector, gatewayLabels)).toBe(true)
+        const containerPort = (container.ports as K8sObject[]).find((p) => p.name === 'egress')
+        expect(containerPort?.containerPort).toBe(portOf(egress.listen))
+        // Never on the ingress path.
+        const ingress = find(objects, 'Ingress')
+        expect(ingress.spec.rules[0].http.paths[0].backend.service.name).not.toBe(service.metadata.name)
+      }
+    })
+
+    it('keeps the bot off the token by process isolation too', () => {
+      expect(botSpec.shareProcessNamespace ?? false).toBe(false)
+      expect(spec.shareProcessNamespace ?? false).toBe(false)
+    })
+
+    it.skipIf(layout !== 'shared')(
+      "lets only the bot's pods reach the egress, and only botgate's pods reach Telegram",
+      () => {
+        const gatewayPolicy = policyOf(gatewayLabels)
+        const egressRule = (gatewayPolicy.spec.ingress as K8sObject[]).find(
+          (rule) => rule.ports[0].port === portOf(egress.listen),
+        ) as K8sObject
+        expect(egressRule.from.length).toBeGreaterThan(0)
+        for (const peer of egressRule.from) expect(Object.keys(peer)).toEqual(['podSelector'])
+        expect(admitsPods(egressRule.from, botLabels)).toBe(true)
+        const telegram = (rules: K8sObject[]) =>
+          rules.filter((rule) =>
+            (rule.to as K8sObject[]).some((peer) => peer.ipBlock?.cidr === '149.154.160.0/20'),
+          )
+        expect(telegram(gatewayPolicy.spec.egress).map((rule) => rule.ports[0].port)).toEqual([443])
+        // The bot's pods: DNS and botgate's egress port, nothing else; no address block at all.
+        const botPolicy = policyOf(botLabels)
+        expect(botPolicy.spec.policyTypes).toContain('Egress')
+        for (const rule of botPolicy.spec.egress as K8sObject[]) {
+          for (const peer of rule.to) expect(peer.ipBlock).toBeUndefined()
+          const ports = (rule.ports as K8sObject[]).map((p) => p.port)
+          if (admitsPods(rule.to, gatewayLabels)) expect(ports).toEqual([portOf(egress.listen)])
+          else {
+            expect(rule.to).toEqual([
+              {
+                namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+                podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+              },
+            ])
+            expect(ports).toEqual([53, 53])
+          }
+        }
+        expect(telegram(botPolicy.spec.egress)).toEqual([])
+      },
+    )
+  },
+)

@@ -6,10 +6,15 @@
  * body hash) refuse what a bot must refuse when someone bypasses the gateway.
  *
  * Go is not installed everywhere (CI has no Go): its block runs when `go` is on PATH and is
- * skipped with a notice otherwise.
+ * skipped with a notice otherwise. Python is on every machine the suite runs on; without
+ * `python3` its blocks skip with a notice too, except under CI=true, where they run and fail.
+ *
+ * The Python and grammY bots also run with no token at all, answering through botgate's egress
+ * (the second half of this file).
  */
 
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FakeBotApi } from './helpers/bot-api.js'
@@ -22,6 +27,10 @@ import { freePort } from './helpers/upstream.js'
 const HAS_GO = available('go', ['version'])
 if (!HAS_GO)
   console.warn('examples/go-echo: skipped, `go` is not on PATH (install Go 1.19 or newer to run it)')
+
+const RUN_PYTHON = available('python3') || process.env.CI === 'true'
+if (!RUN_PYTHON)
+  console.warn('examples/python-echo: skipped, `python3` is not on PATH (it needs Python 3.9 or newer)')
 
 const BOT_TOKEN = '123456:TEST-token-for-an-example'
 
@@ -38,7 +47,7 @@ interface Example {
 const EXAMPLES: readonly Example[] = [
   {
     name: 'python-echo',
-    available: true,
+    available: RUN_PYTHON,
     command: () => ['python3', [path.join(ROOT, 'examples/python-echo/bot.py')]],
     secretList: true,
   },
@@ -295,5 +304,170 @@ bots:
         expect(reply.status).toBe(401)
         expect(bot.stdout).not.toContain(`update ${update.update_id} accepted`)
       })
+    })
+  })
+
+/**
+ * The Python and grammY bots with no token at all: botgate holds it (token_file) and the bot
+ * holds only its egress credential and the egress URL. An update goes in through the webhook; the
+ * bot's answer goes out through botgate's egress and reaches the fake Bot API with the real token
+ * in its path.
+ */
+const EGRESS_TOKEN = '5151:AAE-the-real-token-0123456789abcdefghijkl'
+const EGRESS_CREDENTIAL = '5151:bot-side-credential-ABCDEFGHIJKLMNOPQRSTU'
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/updates', name), 'utf8')) as Record<string, unknown>
+
+const EGRESS_EXAMPLES: readonly Example[] = [
+  {
+    name: 'python-echo',
+    available: RUN_PYTHON,
+    command: () => ['python3', [path.join(ROOT, 'examples/python-echo/bot.py')]],
+    secretList: true,
+  },
+  {
+    name: 'node-grammy',
+    available: true,
+    command: () => [process.execPath, [path.join(ROOT, 'examples/node-grammy/bot.mjs')]],
+    secretList: false,
+  },
+]
+
+for (const example of EGRESS_EXAMPLES)
+  describe.skipIf(!example.available)(`examples/${example.name} through botgate's egress`, () => {
+    const TELEGRAM_SECRET = secret()
+    const UPSTREAM_SECRET = secret()
+    let api: FakeBotApi
+    let bot: RunningProcess
+    let gateway: RunningGateway
+    let egress: string
+
+    beforeAll(async () => {
+      api = await FakeBotApi.start([EGRESS_TOKEN])
+      const botPort = await freePort()
+      gateway = await RunningGateway.start({
+        config: `listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+egress: { listen: 127.0.0.1:0, api_base: "${api.url}" }
+bots:
+  - name: shop
+    username: shop_bot
+    path: ${PATH}
+    secret_token_file: telegram_secret
+    token_file: bot_token
+    egress: { credential_file: egress_credential }
+    upstream:
+      url: http://127.0.0.1:${botPort}/webhook
+      secret_token_file: upstream_secret
+    policy:
+      sources: { allow: [any] }
+      updates: { allow: [message, callback_query] }
+      outbound: { allow_methods: [messaging] }
+`,
+        files: {
+          telegram_secret: TELEGRAM_SECRET,
+          upstream_secret: UPSTREAM_SECRET,
+          bot_token: `${EGRESS_TOKEN}\n`,
+          egress_credential: `${EGRESS_CREDENTIAL}\n`,
+        },
+      })
+      const started = await gateway.waitFor((line) => line.msg === 'botgate listening')
+      egress = `http://${started.egress as string}`
+      const [command, args] = example.command()
+      bot = await RunningProcess.start(command, args, {
+        env: {
+          HOST: '127.0.0.1',
+          PORT: String(botPort),
+          BOTGATE_UPSTREAM_SECRET: UPSTREAM_SECRET,
+          BOT_CREDENTIAL: EGRESS_CREDENTIAL,
+          BOT_API_ROOT: egress,
+        },
+        ready: /listening on .*\(calls through botgate's egress\)/,
+      })
+    }, 60_000)
+
+    afterAll(async () => {
+      expect(await gateway.stop()).toBe(0)
+      expect(await bot.stop()).toBe(0) // SIGTERM: the calls queued go out, then a clean exit
+      await api.close()
+    })
+
+    const deliver = (update: Record<string, unknown>) =>
+      post(`${gateway.webhook}${PATH}`, JSON.stringify(update), telegramHeaders(TELEGRAM_SECRET))
+
+    it('holds no token: its environment has the credential and the egress URL only', () => {
+      // What the process really runs with, not what the test meant to give it.
+      const environ = readFileSync(`/proc/${bot.child.pid}/environ`, 'utf8').split('\0')
+      expect(environ).toContain(`BOT_CREDENTIAL=${EGRESS_CREDENTIAL}`)
+      expect(environ.some((entry) => entry.startsWith('BOT_API_ROOT=http://127.0.0.1:'))).toBe(true)
+      expect(environ.join('\n')).not.toContain(EGRESS_TOKEN)
+      expect(environ.join('\n')).not.toContain(EGRESS_TOKEN.split(':')[1])
+    })
+
+    it('answers a message through the egress: sendMessage reaches the Bot API with the real token', async () => {
+      const update = fixture('nutgram-095.json')
+      const reply = await deliver(update)
+      expect(reply.status).toBe(200)
+      expect(reply.body).toBe('') // no webhook reply: the answer goes out as a call
+      const [sent] = await api.waitForCalls('sendMessage', 1)
+      expect(sent).toMatchObject({
+        token: EGRESS_TOKEN,
+        httpMethod: 'POST',
+        contentType: 'application/json',
+        params: { chat_id: 12345678, text: 'aaaaaaaaaa' },
+      })
+      expect(
+        await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'sendMessage'),
+      ).toMatchObject({
+        bot: 'shop',
+        status: 200,
+      })
+      expect(await gateway.requestLine(reply.headers['x-request-id'] as string)).toMatchObject({
+        reason: 'forwarded',
+        upstream_status: 200,
+      })
+    })
+
+    it('answers /start and a button press through the egress, in order', async () => {
+      const start = fixture('nutgram-022.json')
+      const message = start.message as Record<string, unknown>
+      const entities = [{ offset: 0, length: 6, type: 'bot_command' }]
+      await deliver({ ...start, message: { ...message, text: '/start', entities } })
+      const [, greeting] = await api.waitForCalls('sendMessage', 2)
+      expect(greeting?.params).toEqual({
+        chat_id: 10081232,
+        text: 'Hello! Send me anything and I will send it back.',
+      })
+      await deliver(fixture('nutgram-006.json'))
+      const [answered] = await api.waitForCalls('answerCallbackQuery', 1)
+      expect(answered).toMatchObject({
+        token: EGRESS_TOKEN,
+        params: { callback_query_id: '666728699048485871', text: 'Got it' },
+      })
+    })
+
+    it("the bot's credential cannot take the webhook away: deleteWebhook is refused and logged", async () => {
+      const answer = await fetch(`${egress}/bot${EGRESS_CREDENTIAL}/deleteWebhook`, { method: 'POST' })
+      expect(answer.status).toBe(403)
+      expect(await answer.json()).toEqual({
+        ok: false,
+        error_code: 403,
+        description: 'Forbidden: method not allowed by botgate policy',
+      })
+      expect(api.callsOf('deleteWebhook')).toEqual([])
+      expect(
+        await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'deleteWebhook'),
+      ).toMatchObject({ bot: 'shop', status: 403, reason: 'method_not_allowed', level: 'warn' })
+    })
+
+    it('never shows the token or the credential in a log line of botgate or the bot', async () => {
+      await gateway.waitFor((l) => l.msg === 'egress call' && l.method === 'answerCallbackQuery')
+      for (const text of [gateway.stdout, gateway.stderr, bot.stdout, bot.stderr]) {
+        expect(text).not.toContain(EGRESS_TOKEN)
+        expect(text).not.toContain(EGRESS_CREDENTIAL)
+      }
+      // Every call that reached the Bot API carried the real token, none the credential.
+      expect(api.calls.length).toBeGreaterThanOrEqual(3)
+      for (const call of api.calls) expect(call.token).toBe(EGRESS_TOKEN)
     })
   })

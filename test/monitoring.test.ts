@@ -1,7 +1,9 @@
 /**
  * deploy/monitoring against what botgate really exports: the real CLI, with the Redis store and
  * a rate limit, serves a few requests of every outcome (forwarded, dropped, rejected, failed, a
- * shadow verdict, a limited one), its /metrics is scraped, and every PromQL expression of the alert rules and the Grafana dashboard is parsed
+ * shadow verdict, a limited one) and, through its egress to a fake Bot API, Bot API calls of
+ * every kind (sent after Telegram's 429, a guarded method refused, a wrong credential, a token
+ * Telegram rejects, a group burst that pacing holds and then refuses), its /metrics is scraped, and every PromQL expression of the alert rules and the Grafana dashboard is parsed
  * with Prometheus' own grammar (lezer-promql) and checked: it is valid PromQL, each metric it
  * selects is a series botgate exports (histograms as _bucket, _sum, _count), each label it matches
  * or groups by is one of that metric's labels (or a target label Prometheus adds), and each
@@ -14,7 +16,9 @@ import path from 'node:path'
 import { parser } from '@prometheus-io/lezer-promql'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
+import { GUARDED_METHODS } from '../src/checks/outbound/index.js'
 import { REASONS } from '../src/pipeline/verdict.js'
+import { FakeBotApi, tooManyRequests } from './helpers/bot-api.js'
 import { messageUpdate, post, telegramHeaders } from './helpers/client.js'
 import { DEPLOY } from './helpers/deploy.js'
 import { RunningGateway, secret } from './helpers/gateway.js'
@@ -150,7 +154,11 @@ let gateway: RunningGateway
 let upstream: TestUpstream
 let failing: TestUpstream
 let redis: RedisServer
+let api: FakeBotApi
 const HAS_REDIS = redisServerAvailable()
+const TOKEN = '8080:AAF-monitored-bot-token-0123456789abcdef'
+const CREDENTIAL = '8080:monitored-bot-credential-ABCDEFGHIJKLMN'
+const REVOKED_CREDENTIAL = '8081:revoked-bot-credential-ABCDEFGHIJKLMNO'
 
 beforeAll(async () => {
   if (!HAS_REDIS) return
@@ -161,19 +169,28 @@ beforeAll(async () => {
     response.writeHead(500)
     response.end()
   }
+  // Telegram: knows shop's token, not broken's (as if it had been revoked).
+  api = await FakeBotApi.start([TOKEN])
   const SECRET = secret()
-  const bot = (name: string, url: string, policy: string) => `  - name: ${name}
+  const bot = (name: string, url: string, policy: string, egress = '') => `  - name: ${name}
     path: /tg/${name}-0123456789abcdef0123
     secret_token: ${SECRET}
     upstream: { url: ${url} }
     policy: ${policy}
+${egress}`
+  const egressOf = (token: string, credential: string) => `    token: "${token}"
+    egress: { credential: "${credential}" }
 `
   gateway = await RunningGateway.start({
     config: `listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
 store: { type: redis, url: "redis://127.0.0.1:${redis.port}", on_error: local }
+egress:
+  listen: 127.0.0.1:0
+  api_base: "${api.url}"
+  pacing: { group_chat: { rate: 1/s, burst: 1 }, max_wait: 2s }
 bots:
-${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] }, limits: [{ name: per-chat, key: chat, rate: 1/min, burst: 1 }] }')}${bot('broken', failing.url, '{ sources: { allow: [any] } }')}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}`,
+${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] }, limits: [{ name: per-chat, key: chat, rate: 1/min, burst: 1 }] }', egressOf(TOKEN, CREDENTIAL))}${bot('broken', failing.url, '{ sources: { allow: [any] } }', egressOf('8081:AAF-revoked-bot-token-0123456789abcdefg', REVOKED_CREDENTIAL))}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}`,
   })
   const send = (name: string, body: Record<string, unknown>, headers = telegramHeaders(SECRET)) =>
     post(`${gateway.webhook}/tg/${name}-0123456789abcdef0123`, JSON.stringify(body), headers)
@@ -188,6 +205,29 @@ ${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [mes
     (await post(`${gateway.webhook}/nowhere`, '{}', telegramHeaders(SECRET))).status, // unknown_route
   ]
   expect(statuses).toEqual([200, 200, 200, 401, 403, 502, 200, 404])
+  const listening = await gateway.waitFor((line) => line.msg === 'botgate listening')
+  const call = async (credential: string, method: string, params?: Record<string, unknown>) =>
+    (
+      await fetch(`http://${listening.egress as string}/bot${credential}/${method}`, {
+        method: 'POST',
+        ...(params && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(params) }),
+      })
+    ).status
+  api.failNext('sendMessage', tooManyRequests(1))
+  const egressStatuses = [
+    await call(CREDENTIAL, 'sendMessage', { chat_id: 42, text: 'after a 429' }), // retried: 200
+    await call(CREDENTIAL, 'deleteWebhook'), // a guarded method: 403 by botgate
+    await call('1:no-bot-has-this-credential-0000000000000', 'getMe'), // 401 by botgate
+    await call(REVOKED_CREDENTIAL, 'getMe'), // 401 by Telegram
+  ]
+  expect(egressStatuses).toEqual([200, 403, 401, 401])
+  // One group, one message a second, at most 2 s of waiting: three go (two after waiting), the
+  // rest are refused by pacing.
+  const burst = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => call(CREDENTIAL, 'sendMessage', { chat_id: -100123, text: `g${i}` })),
+  )
+  expect(burst.filter((status) => status === 200).length).toBeGreaterThanOrEqual(2)
+  expect(burst).toContain(429)
   const metrics = await fetch(`${gateway.admin}/metrics`)
   scrape = parseScrape(await metrics.text())
 })
@@ -197,6 +237,7 @@ afterAll(async () => {
   expect(await gateway.stop()).toBe(0)
   await upstream.close()
   await failing.close()
+  await api.close()
   await redis.kill()
 })
 
@@ -233,8 +274,17 @@ describe.skipIf(!HAS_REDIS)('deploy/monitoring/alerts.yaml', () => {
       'botgate_store_up',
       'botgate_store_errors_total',
       'botgate_store_fallbacks_total',
+      'botgate_egress_calls_total{bot!="", status="401"}',
+      'botgate_egress_calls_total{bot="", status="401"}',
+      'botgate_egress_telegram_429_total',
+      'botgate_egress_refused_total',
+      'botgate_egress_queue_wait_seconds_bucket',
     ])
       expect(text).toContain(needed)
+    // Every method that would take the bot's updates away is watched, by its metric label.
+    const guarded = rules.find((rule) => rule.alert === 'BotgateEgressGuardedMethodRefused')?.expr ?? ''
+    const watched = /method=~"([^"]+)"/.exec(guarded)?.[1]?.split('|')
+    expect(watched?.sort()).toEqual([...GUARDED_METHODS].sort())
   })
 })
 
@@ -307,6 +357,14 @@ describe.skipIf(!HAS_REDIS)('the dashboard', () => {
       'Store errors by operation',
       'Store fallbacks',
       'Rate limits denied',
+      'Egress calls by method',
+      'Egress calls by status',
+      'Egress queue depth',
+      'Egress queue wait',
+      'Telegram 429s and retries',
+      'Egress refused by pacing',
+      'Token rejected, wrong credentials',
+      'Guarded methods refused',
     ])
       expect(titles).toContain(title)
   })

@@ -2,11 +2,17 @@
 // file.
 //
 // botgate checks Telegram's requests and forwards the good ones here. grammY's webhook handler
-// checks botgate's upstream secret header (in constant time) and answers with a webhook reply: the
-// Bot API call travels back in the HTTP response and Telegram executes it. Optionally, this server
-// also checks botgate's signed forward (a JWT bound to the exact body) before grammY sees the
-// update.
+// checks botgate's upstream secret header (in constant time). Optionally, this server also checks
+// botgate's signed forward (a JWT bound to the exact body) before grammY sees the update. The bot
+// answers in one of two ways:
 //
+// - through botgate's egress (BOT_CREDENTIAL and BOT_API_ROOT): grammY calls the Bot API on
+//   botgate's egress listener with a local credential in place of the token; botgate calls
+//   Telegram with the token, which only botgate holds (docs/egress.md);
+// - with webhook replies (BOT_TOKEN and BOT_USERNAME): the Bot API call travels back in the HTTP
+//   response and Telegram executes it; grammY never sends the token anywhere.
+//
+//   BOT_CREDENTIAL=1:... BOT_API_ROOT=http://127.0.0.1:8082 BOTGATE_UPSTREAM_SECRET=... node bot.mjs
 //   BOT_TOKEN=123:abc BOT_USERNAME=my_bot BOTGATE_UPSTREAM_SECRET=... PORT=8081 node bot.mjs
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -24,6 +30,8 @@ function setting(name, fallback) {
 const host = setting('HOST', '127.0.0.1') // behind botgate in the same pod or host: loopback only
 const port = Number(setting('PORT', '8081'))
 const webhookPath = setting('WEBHOOK_PATH', '/webhook')
+const credential = setting('BOT_CREDENTIAL') // bots[].egress.credential in botgate's config
+const apiRoot = setting('BOT_API_ROOT') // botgate's egress.listen, with the credential
 const token = setting('BOT_TOKEN')
 const username = setting('BOT_USERNAME')
 const upstreamSecret = setting('BOTGATE_UPSTREAM_SECRET') // botgate's upstream.secret_token
@@ -31,31 +39,42 @@ const jwksUrl = setting('BOTGATE_JWKS_URL') // upstream.sign with EdDSA or ES256
 const hs256Key = setting('BOTGATE_HS256_KEY') // upstream.sign with HS256
 const audience = setting('BOTGATE_AUDIENCE') // the bot's name in botgate's config
 const MAX_BODY = 1 << 20 // updates are a few KiB; botgate's own limit is lower still
-if (!token || !username) throw new Error('set BOT_TOKEN and BOT_USERNAME')
+if (credential && token) throw new Error('set BOT_CREDENTIAL or BOT_TOKEN, not both')
+if (credential && !apiRoot)
+  throw new Error("set BOT_API_ROOT to botgate's egress: the credential works only there")
+if (!credential && (!token || !username))
+  throw new Error('set BOT_CREDENTIAL and BOT_API_ROOT (the egress), or BOT_TOKEN and BOT_USERNAME')
 if (!upstreamSecret && !jwksUrl && !hs256Key)
   throw new Error('set BOTGATE_UPSTREAM_SECRET and/or BOTGATE_JWKS_URL or BOTGATE_HS256_KEY')
 if ((jwksUrl || hs256Key) && !audience) throw new Error('set BOTGATE_AUDIENCE to the bot name in botgate')
 
-const bot = new Bot(token, {
-  // Given here, so grammY does not call getMe at startup: id is the token's first part.
-  botInfo: {
-    id: Number(token.split(':')[0]),
-    is_bot: true,
-    first_name: username,
-    username,
-    can_join_groups: true,
-    can_read_all_group_messages: false,
-    supports_inline_queries: false,
-    can_connect_to_business: false,
-    has_main_web_app: false,
-  },
-  client: {
-    // Answer with a webhook reply instead of a call to api.telegram.org: grammY puts the first
-    // such call of an update into the HTTP response, and botgate passes it back to Telegram.
-    canUseWebhookReply: (method) => method === 'sendMessage' || method === 'answerCallbackQuery',
-    ...(process.env.BOT_API_ROOT ? { apiRoot: process.env.BOT_API_ROOT } : {}),
-  },
-})
+/** Webhook replies: who the bot is, given here, so grammY does not call getMe at startup. */
+function webhookReplyBot() {
+  return new Bot(token, {
+    // id is the token's first part.
+    botInfo: {
+      id: Number(token.split(':')[0]),
+      is_bot: true,
+      first_name: username,
+      username,
+      can_join_groups: true,
+      can_read_all_group_messages: false,
+      supports_inline_queries: false,
+      can_connect_to_business: false,
+      has_main_web_app: false,
+    },
+    client: {
+      // Answer with a webhook reply instead of a call to the Bot API: grammY puts the first such
+      // call of an update into the HTTP response, and botgate passes it back to Telegram.
+      canUseWebhookReply: (method) => method === 'sendMessage' || method === 'answerCallbackQuery',
+      ...(apiRoot ? { apiRoot } : {}),
+    },
+  })
+}
+
+// Through the egress, grammY learns who the bot is with getMe (through botgate, before the first
+// update), and every call is a Bot API call to botgate with the credential.
+const bot = credential ? new Bot(credential, { client: { apiRoot } }) : webhookReplyBot()
 
 bot.command('start', (ctx) => ctx.reply('Hello! Send me anything and I will send it back.'))
 bot.on('message:text', (ctx) => ctx.reply(ctx.message.text))
@@ -64,8 +83,15 @@ bot.catch((error) => console.error(`bot error: ${error.message}`))
 
 // grammY's 'callback' adapter: this server reads the body itself, because the signed forward's
 // body_sha256 must be checked against the exact bytes. grammY compares the secret header with
-// secretToken in constant time and answers 401 to a wrong one.
-const handleUpdate = webhookCallback(bot, 'callback', { secretToken: upstreamSecret })
+// secretToken in constant time and answers 401 to a wrong one. Through the egress, a reply may
+// wait for its turn under botgate's pacing (up to egress.pacing.max_wait): past 20 s the update is
+// answered 200 and the reply still goes out, well before botgate's upstream timeout (25 s) would
+// make Telegram deliver the update again.
+const handleUpdate = webhookCallback(bot, 'callback', {
+  secretToken: upstreamSecret,
+  onTimeout: 'return',
+  timeoutMilliseconds: 20_000,
+})
 
 const key = jwksUrl ? createRemoteJWKSet(new URL(jwksUrl)) : new TextEncoder().encode(hs256Key ?? '')
 const algorithms = jwksUrl ? ['EdDSA', 'ES256'] : ['HS256'] // pinned, never taken from the token
@@ -138,5 +164,6 @@ const server = http.createServer(async (request, response) => {
   if (!response.writableEnded) response.writeHead(200).end() // handled without a webhook reply
 })
 
-server.listen(port, host, () => console.log(`listening on ${host}:${server.address().port}`))
+const mode = credential ? "calls through botgate's egress" : 'webhook replies'
+server.listen(port, host, () => console.log(`listening on ${host}:${server.address().port} (${mode})`))
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)))

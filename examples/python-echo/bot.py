@@ -2,8 +2,13 @@
 """An echo bot's webhook behind botgate, with nothing but the Python standard library.
 
 botgate receives Telegram's updates, checks them, and forwards the good ones here. This server
-makes sure a request really came through botgate, then answers with a webhook reply: a Bot API
-call in the HTTP response, which Telegram executes, so the bot needs no token for it.
+makes sure a request really came through botgate, then answers, in one of two ways, neither of
+which needs the bot token:
+
+- a webhook reply (the default): the Bot API call is the HTTP response, which Telegram executes;
+- through botgate's egress (BOT_API_ROOT and BOT_CREDENTIAL set): the bot calls the Bot API on
+  botgate's egress listener with a local credential, and botgate calls Telegram with the token,
+  which only botgate holds. docs/egress.md explains it.
 
 Two checks, each optional, at least one required (see README.md next to this file):
 
@@ -14,6 +19,7 @@ Two checks, each optional, at least one required (see README.md next to this fil
   received. docs/upstream-verification.md explains each step.
 
     BOTGATE_UPSTREAM_SECRET=... PORT=8081 python3 bot.py
+    BOTGATE_UPSTREAM_SECRET=... BOT_API_ROOT=http://127.0.0.1:8082 BOT_CREDENTIAL=... python3 bot.py
 """
 
 import base64
@@ -21,10 +27,13 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -49,11 +58,21 @@ AUDIENCE = setting("BOTGATE_AUDIENCE")  # the aud botgate signs: the bot's name 
 ISSUER = setting("BOTGATE_ISSUER", "botgate")
 LEEWAY = 5  # seconds of clock difference tolerated between botgate and this host
 MAX_BODY = 1 << 20  # updates are a few KiB; botgate's own limit is lower still
+# botgate's egress: its listener (egress.listen) and this bot's credential there
+# (bots[].egress.credential). Token-shaped, but not the token: it works only against botgate.
+API_ROOT = setting("BOT_API_ROOT")
+CREDENTIAL = setting("BOT_CREDENTIAL")
+MAX_QUEUED = 1000  # calls waiting to go out; past it an update is answered 503 (Telegram retries)
+RETRIES = 3  # after a 429 with retry_after: botgate's pacer is busy, or Telegram's flood control
+# botgate holds a call for up to egress.pacing.max_wait (30 s by default) before its turn.
+CALL_TIMEOUT = 60
 
 if not UPSTREAM_SECRETS and not HS256_KEY:
     sys.exit("set BOTGATE_UPSTREAM_SECRET and/or BOTGATE_HS256_KEY: without either, anyone could post updates")
 if HS256_KEY and not AUDIENCE:
     sys.exit("set BOTGATE_AUDIENCE to the bot's name in botgate's config (the aud of its tokens)")
+if bool(API_ROOT) != bool(CREDENTIAL):
+    sys.exit("set both BOT_API_ROOT (botgate's egress) and BOT_CREDENTIAL, or neither (webhook replies)")
 
 
 class Refused(Exception):
@@ -144,6 +163,79 @@ def answer(update):
     return None
 
 
+class Egress:
+    """Bot API calls through botgate's egress, sent in order by one thread. The webhook is
+    answered first and the call follows: botgate paces calls to Telegram's flood limits, which
+    can hold one for seconds, longer than an update's delivery should wait."""
+
+    def __init__(self, root, credential):
+        self.base = f"{root.rstrip('/')}/bot{credential}/"
+        self.credential = credential
+        self.calls = queue.Queue(maxsize=MAX_QUEUED)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def submit(self, call):
+        """Queues a call ({"method": ..., params...}); False when the queue is full."""
+        try:
+            self.calls.put_nowait(call)
+            return True
+        except queue.Full:
+            return False
+
+    def close(self, timeout):
+        """Sends what is queued (waiting at most `timeout` seconds), then stops the thread."""
+        try:
+            self.calls.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self.thread.join(timeout)
+
+    def run(self):
+        while (call := self.calls.get()) is not None:
+            self.send(call)
+
+    def send(self, call):
+        method = call["method"]
+        params = {key: value for key, value in call.items() if key != "method"}
+        for attempt in range(RETRIES + 1):
+            status, answer = self.post(method, params)
+            if answer.get("ok") is True:
+                print(f"{method} sent", flush=True)
+                return
+            # Telegram's answer to a flood, and botgate's when a call would wait too long:
+            # 429 with parameters.retry_after in seconds (Bot API, ResponseParameters).
+            retry_after = (answer.get("parameters") or {}).get("retry_after")
+            if status != 429 or not isinstance(retry_after, int) or attempt == RETRIES:
+                break
+            time.sleep(min(max(retry_after, 1), 60))
+        # botgate writes the credential where Telegram's answer had the token: keep it out of logs.
+        description = str(answer.get("description", "")).replace(self.credential, "<credential>")
+        print(f"{method} failed: {status} {description}", file=sys.stderr, flush=True)
+
+    def post(self, method, params):
+        """One call: (HTTP status, the JSON answer); status 0 when botgate could not be reached."""
+        request = urllib.request.Request(
+            self.base + method,
+            data=json.dumps(params).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:  # the Bot API's errors: 4xx with a JSON body
+            try:
+                return error.code, json.load(error)
+            except ValueError:
+                return error.code, {}
+        except (OSError, ValueError) as error:  # never str(error): it could name the URL
+            return 0, {"description": type(error).__name__}
+
+
+egress = Egress(API_ROOT, CREDENTIAL) if API_ROOT else None
+
+
 class Webhook(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: botgate reuses its connections
 
@@ -165,14 +257,22 @@ class Webhook(BaseHTTPRequestHandler):
         except (Refused, ValueError) as problem:
             print(f"refused: {problem}", file=sys.stderr, flush=True)
             return self.send(401, b'{"ok":false}')
-        print(f"update {update.get('update_id')} accepted", flush=True)
         reply = answer(update)
+        if reply and egress:
+            if not egress.submit(reply):
+                # Too much waiting to go out: Telegram delivers the update again later.
+                print("update", update.get("update_id"), "deferred: egress queue full", file=sys.stderr, flush=True)
+                return self.send(503, b'{"ok":false}', {"Retry-After": "5"})
+            reply = None
+        print(f"update {update.get('update_id')} accepted", flush=True)
         self.send(200, json.dumps(reply).encode() if reply else b"")
 
-    def send(self, status, body):
+    def send(self, status, body, headers=None):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -181,11 +281,15 @@ class Webhook(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    # As a container's PID 1, SIGTERM has no default action: exit on it explicitly.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = ThreadingHTTPServer((HOST, PORT), Webhook)
-    print(f"listening on {HOST}:{server.server_address[1]}", flush=True)
+    # As a container's PID 1, SIGTERM has no default action: stop on it explicitly. shutdown()
+    # waits for serve_forever, which runs in this thread: call it from another.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    mode = "calls through botgate's egress" if egress else "webhook replies"
+    print(f"listening on {HOST}:{server.server_address[1]} ({mode})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    if egress:
+        egress.close(timeout=10)  # the answers already queued go out first

@@ -299,6 +299,13 @@ export class FakeBotApi {
           text,
         })
       }
+      case 'answerCallbackQuery':
+        if (typeof params.callback_query_id !== 'string' || params.callback_query_id === '')
+          return apiError(
+            400,
+            'Bad Request: query is too old and response timeout expired or query ID is invalid',
+          )
+        return ok(true)
       case 'getMe':
         return ok({ id: Number(token.split(':')[0]), is_bot: true, first_name: 'Test', username: 'test_bot' })
       default:

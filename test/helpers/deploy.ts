@@ -6,10 +6,11 @@
  * a config exactly as the container would see it.
  */
 
+import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseAllDocuments, parseDocument } from 'yaml'
-import { ROOT } from './gateway.js'
+import { ROOT, tempDir } from './gateway.js'
 
 export interface Instruction {
   readonly keyword: string
@@ -238,4 +239,19 @@ export function deployConfig(
   const document = parseDocument(readFileSync(file, 'utf8'))
   for (const [keyPath, value] of overrides) document.setIn(keyPath, value)
   return fs.translate(document.toString())
+}
+
+/**
+ * Placeholder secrets written by deploy/make-secrets.sh, as the docs tell users to make them:
+ * random secrets, token-shaped egress credentials (`*_credential`). Bot tokens (`*_token`) come
+ * from @BotFather, not from the script: a token-shaped placeholder.
+ */
+export function placeholderSecrets(names: readonly string[]): Record<string, string> {
+  const dir = path.join(tempDir(), 'secrets')
+  const random = names.filter((name) => !name.endsWith('_token'))
+  execFileSync('sh', [path.join(DEPLOY, 'make-secrets.sh'), dir, ...random], { stdio: 'pipe' })
+  const files: Record<string, string> = {}
+  for (const name of random) files[name] = readFileSync(path.join(dir, name), 'utf8')
+  for (const name of names.filter((name) => name.endsWith('_token'))) files[name] = '123456:placeholder-token'
+  return files
 }
