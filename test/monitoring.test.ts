@@ -190,7 +190,12 @@ egress:
   api_base: "${api.url}"
   pacing: { group_chat: { rate: 1/s, burst: 1 }, max_wait: 2s }
 bots:
-${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] }, limits: [{ name: per-chat, key: chat, rate: 1/min, burst: 1 }] }', egressOf(TOKEN, CREDENTIAL))}${bot('broken', failing.url, '{ sources: { allow: [any] } }', egressOf('8081:AAF-revoked-bot-token-0123456789abcdefg', REVOKED_CREDENTIAL))}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}`,
+${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [message] }, limits: [{ name: per-chat, key: chat, rate: 1/min, burst: 1 }] }', egressOf(TOKEN, CREDENTIAL))}${bot('broken', failing.url, '{ sources: { allow: [any] } }', egressOf('8081:AAF-revoked-bot-token-0123456789abcdefg', REVOKED_CREDENTIAL))}${bot('shadowed', upstream.url, '{ mode: shadow, sources: { allow: [any] }, updates: { allow: [callback_query] } }')}${bot('telegram-only', upstream.url, '{ sources: { allow: [telegram] } }')}  - name: queued
+    path: /tg/queued-0123456789abcdef0123
+    secret_token: ${SECRET}
+    upstream: { url: ${upstream.url}, delivery: queued, queue: { lease: 1s, poll: 50ms } }
+    policy: { sources: { allow: [any] } }
+`,
   })
   const send = (name: string, body: Record<string, unknown>, headers = telegramHeaders(SECRET)) =>
     post(`${gateway.webhook}/tg/${name}-0123456789abcdef0123`, JSON.stringify(body), headers)
@@ -205,6 +210,14 @@ ${bot('shop', upstream.url, '{ sources: { allow: [any] }, updates: { allow: [mes
     (await post(`${gateway.webhook}/nowhere`, '{}', telegramHeaders(SECRET))).status, // unknown_route
   ]
   expect(statuses).toEqual([200, 200, 200, 401, 403, 502, 200, 404])
+  // Queued: taken in, then delivered from the queue; the holder's gauges follow its next tick.
+  expect((await send('queued', messageUpdate())).status).toBe(200)
+  await gateway.waitFor((line) => line.msg === 'queued update delivered', 5000)
+  for (let round = 0; round < 100; round++) {
+    if ((await (await fetch(`${gateway.admin}/metrics`)).text()).includes('botgate_queue_dead_letters{'))
+      break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
   const listening = await gateway.waitFor((line) => line.msg === 'botgate listening')
   const call = async (credential: string, method: string, params?: Record<string, unknown>) =>
     (

@@ -133,6 +133,7 @@ export class BotDelivery {
     this.keys = keys
     this.target = target
     this.deps = deps
+    deps.metrics.start(name)
   }
 
   get hasRoom(): boolean {

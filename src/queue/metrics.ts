@@ -17,6 +17,8 @@ import { Counter, Gauge, Histogram, type Registry } from '../observe/prometheus.
 export type DeliveryOutcome = 'delivered' | 'retried' | 'dead'
 
 export interface QueueMetrics {
+  /** A queued bot's counters at zero, so rates and alerts have a series from the start. */
+  start(bot: string): void
   held(bot: string, shards: number): void
   /** The held shards' length and oldest entry's age (ms; 0 when empty). */
   backlog(bot: string, length: number, oldestMs: number): void
@@ -68,6 +70,9 @@ export function queueMetrics(registry: Registry): QueueMetrics {
     ),
   )
   return {
+    start: (bot) => {
+      for (const outcome of ['delivered', 'retried', 'dead'] as const) deliveries.labels(bot, outcome)
+    },
     held: (bot, shards) => held.labels(bot).set(shards),
     backlog: (bot, n, oldestMs) => {
       length.labels(bot).set(n)

@@ -404,11 +404,11 @@ export class Gateway {
   readiness(): Readiness {
     const listener = this.#draining ? 'draining' : 'serving'
     const store = this.#opened.health()
-    const queue = this.#queues?.health() ?? { ready: true, detail: 'none' }
-    return {
-      ready: !this.#draining && store.ready && queue.ready,
-      checks: { config: 'loaded', listener, store: store.detail, queue: queue.detail },
-    }
+    // The queue's check only where a bot is queued.
+    const queue = this.#queues?.health()
+    const checks: Record<string, string> = { config: 'loaded', listener, store: store.detail }
+    if (queue !== undefined && queue.detail !== 'none') checks.queue = queue.detail
+    return { ready: !this.#draining && store.ready && (queue?.ready ?? true), checks }
   }
 
   #applyTimeouts(config: GatewayConfig): void {
