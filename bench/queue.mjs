@@ -54,7 +54,6 @@ function config(name, delivery) {
     file,
     `listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
-log: { level: warn }
 store: { type: redis, url: "${redisUrl}", prefix: "${prefix}${name}:", timeout: 1s }
 bots:
   - name: bench
