@@ -19,19 +19,12 @@ import {
   sharedRedisAvailable,
   testPrefix,
 } from './helpers/redis.js'
+import { until } from './helpers/wait.js'
 
 const available = await sharedRedisAvailable()
 const serverAvailable = redisServerAvailable()
 const SECRET = secret()
 const PATH = '/tg/hook-0123456789abcdef'
-
-async function until(done: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 function chatUpdate(chat: number, seq: number, updateId: number): string {
   return JSON.stringify(

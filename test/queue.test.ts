@@ -19,19 +19,11 @@ import {
   testPrefix,
 } from './helpers/redis.js'
 import { type Received, TestUpstream } from './helpers/upstream.js'
+import { until } from './helpers/wait.js'
 
 const available = await sharedRedisAvailable()
 const SECRET = secret()
 const PATH = '/tg/hook-0123456789abcdef'
-
-/** Waits until `done()` holds, polling; fails after `timeoutMs`. */
-async function until(done: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 /** A message update of `chat` whose text carries its place in that chat's sequence. */
 function chatUpdate(chat: number, seq: number, updateId: number): string {

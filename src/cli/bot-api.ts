@@ -54,18 +54,14 @@ export function apiBaseOf(given: string | undefined): string {
 }
 
 /**
- * Loads the config and the named bot with its token, or prints why not and returns the exit code.
+ * Loads the config and finds the bot named `name` in it, or prints why not and returns the exit
+ * code (1: the config has problems, 2: no such bot).
  */
-export function botContext(
+export function namedBot(
   command: string,
-  positionals: readonly string[],
-  values: { config?: string | undefined; 'api-base'?: string | undefined },
-): BotContext | number {
-  const [name, ...extra] = positionals
-  if (name === undefined) throw new UsageError(`name the bot, as in the config: botgate ${command} BOT`)
-  if (extra.length > 0) throw new UsageError(`one bot at a time; unexpected: ${extra.join(' ')}`)
-  const apiBase = apiBaseOf(values['api-base'])
-  const configFile = defaultConfigFile(values.config)
+  name: string,
+  configFile: string,
+): { readonly config: GatewayConfig; readonly bot: BotConfig } | number {
   let config: GatewayConfig
   try {
     config = loadConfig(configFile)
@@ -82,6 +78,25 @@ export function botContext(
     )
     return 2
   }
+  return { config, bot }
+}
+
+/**
+ * Loads the config and the named bot with its token, or prints why not and returns the exit code.
+ */
+export function botContext(
+  command: string,
+  positionals: readonly string[],
+  values: { config?: string | undefined; 'api-base'?: string | undefined },
+): BotContext | number {
+  const [name, ...extra] = positionals
+  if (name === undefined) throw new UsageError(`name the bot, as in the config: botgate ${command} BOT`)
+  if (extra.length > 0) throw new UsageError(`one bot at a time; unexpected: ${extra.join(' ')}`)
+  const apiBase = apiBaseOf(values['api-base'])
+  const configFile = defaultConfigFile(values.config)
+  const named = namedBot(command, name, configFile)
+  if (typeof named === 'number') return named
+  const { config, bot } = named
   if (bot.token === undefined) {
     fail(
       command,

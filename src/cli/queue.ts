@@ -5,12 +5,10 @@
  * can be sent again (replay: back into the bot's queue, delivered like a new update) or deleted.
  */
 
-import { ConfigError } from '../config/errors.js'
-import { type GatewayConfig, loadConfig } from '../config/load.js'
 import { QueueKeys, type QueueRedis, queueClient, whenReady } from '../queue/streams.js'
 import { connect } from '../store/redis.js'
 import { CONFIG_OPTION, defaultConfigFile, parse, UsageError } from './args.js'
-import { fail } from './bot-api.js'
+import { fail, namedBot } from './bot-api.js'
 
 export const summary = "list a queued bot's backlog and dead letters; replay or drop dead letters"
 
@@ -62,23 +60,9 @@ export async function run(args: readonly string[]): Promise<number> {
   if (action === 'list' && ids.length > 0) throw new UsageError(`unexpected: ${ids.join(' ')}`)
   for (const id of ids) if (!/^\d+-\d+$/.test(id)) throw new UsageError(`not a dead letter id: ${id}`)
 
-  const configFile = defaultConfigFile(values.config)
-  let config: GatewayConfig
-  try {
-    config = loadConfig(configFile)
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error
-    process.stderr.write(`${error.message}\n`)
-    return 1
-  }
-  const bot = config.bots.find((candidate) => candidate.name === name)
-  if (bot === undefined) {
-    fail(
-      'queue',
-      `no bot named "${name}" in ${configFile}; its bots: ${config.bots.map((b) => b.name).join(', ')}`,
-    )
-    return 2
-  }
+  const named = namedBot('queue', name, defaultConfigFile(values.config))
+  if (typeof named === 'number') return named
+  const { config, bot } = named
   const queue = bot.upstream.queue
   if (queue === undefined || config.store.type !== 'redis') {
     fail('queue', `bot ${name} has upstream.delivery: direct: it has no queue`)
