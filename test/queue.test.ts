@@ -145,6 +145,14 @@ describe.skipIf(!available)('queued delivery', () => {
     expect(metrics).toMatch(/botgate_requests_total\{bot="bot",reason="queued",outcome="queued"\} 1/)
   })
 
+  it('delivers from the start, not a lease tick after Redis answers', async () => {
+    // A lease of 60 s renews every 20 s; the shards are taken as soon as the connection is up.
+    const { gateway } = await start('retry_min: 50ms, lease: 60s, poll: 50ms')
+    const reply = await post(`${gateway.webhook}${PATH}`, chatUpdate(4343, 0, 5002), telegramHeaders(SECRET))
+    expect(reply.status).toBe(200)
+    await until(() => upstream.received.length === 1, 8000, 'the first delivery')
+  })
+
   it('keeps every update while the upstream is down and delivers each once, in order per chat', async () => {
     const { gateway } = await start(`shards: 3, max_inflight: 8, ${FAST}`)
     let down = true

@@ -146,7 +146,10 @@ export class QueueService {
   #schedule(ms: number): void {
     this.#timer = setTimeout(() => {
       void this.#tick().finally(() => {
-        if (!this.#closing && this.#bots.size > 0) this.#schedule(this.#tickMs())
+        // Until the connection is up (at start, after an outage), look again soon: the shards are
+        // taken on the first tick that reaches Redis, not a whole tick later.
+        const connected = this.#redis?.client.status === 'ready'
+        if (!this.#closing && this.#bots.size > 0) this.#schedule(connected ? this.#tickMs() : MIN_TICK_MS)
         else this.#timer = undefined
       })
     }, ms)
