@@ -179,6 +179,7 @@ return out
  */
 export const CHAIN_SCRIPT = `${NOW}${EVALUATE}${CLAIM}
 local result = {}
+local generations = {}
 local k = 0
 local a = 2
 for c = 1, tonumber(ARGV[2]) do
@@ -192,7 +193,12 @@ for c = 1, tonumber(ARGV[2]) do
     if kind == 'b' then
       local m = tonumber(ARGV[a + 4])
       if not stopped then
-        local generation = redis.call('GET', KEYS[k + 1])
+        -- One read per generation key and script: nothing here writes it, and a script is atomic.
+        local generation = generations[KEYS[k + 1]]
+        if generation == nil then
+          generation = redis.call('GET', KEYS[k + 1])
+          generations[KEYS[k + 1]] = generation
+        end
         local found = -1
         if generation then
           if generation == ARGV[a + 2] then

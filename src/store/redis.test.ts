@@ -500,4 +500,31 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
       await store.close()
     }
   })
+
+  it("reads a bot's blocks generation once for all the chains of one iteration", async () => {
+    const store = await open(server.url, 'gen:')
+    const update = (id: number) => {
+      const chain = store.chain()
+      if (chain === undefined) throw new Error('a standalone Redis chains')
+      return Promise.all([
+        chain.blocks({ generationKey: 'blocks:bot', known: 'g1', knownFound: -1, keys: ['block:bot:chat:1'] }),
+        chain.claim({ space: '{bot}:dedupe:', id }, 'inflight', 60_000, false),
+      ])
+    }
+    try {
+      await admin.set('gen:blocks:bot', 'g1', 'PX', 60_000)
+      await update(0) // the first use of the script on a connection sends the script itself (EVAL)
+      const before = await calls()
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => update(i + 1)))
+      const after = await calls()
+      const delta = Object.fromEntries(
+        [...after].map(([name, count]) => [name, count - (before.get(name) ?? 0)]).filter(([, n]) => n !== 0),
+      )
+      expect(answers).toEqual(Array(12).fill([{ generation: 'g1', found: -1 }, undefined]))
+      // One chain script: one GET of the generation, twelve claims (SET NX).
+      expect(delta).toEqual({ evalsha: 1, get: 1, set: 12, info: 1 })
+    } finally {
+      await store.close()
+    }
+  })
 })
