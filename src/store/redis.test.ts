@@ -507,7 +507,12 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
       const chain = store.chain()
       if (chain === undefined) throw new Error('a standalone Redis chains')
       return Promise.all([
-        chain.blocks({ generationKey: 'blocks:bot', known: 'g1', knownFound: -1, keys: ['block:bot:chat:1'] }),
+        chain.blocks({
+          generationKey: 'blocks:bot',
+          known: 'g1',
+          knownFound: -1,
+          keys: ['block:bot:chat:1'],
+        }),
         chain.claim({ space: '{bot}:dedupe:', id }, 'inflight', 60_000, false),
       ])
     }
