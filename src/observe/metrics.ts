@@ -132,7 +132,7 @@ export class GatewayMetrics {
   readonly egressCalls = this.registry.register(
     new Counter(
       'botgate_egress_calls_total',
-      'Bot API calls made with bot tokens, by bot, method (other: unknown or unauthenticated), HTTP status, via (egress: the egress listener; reply: a webhook answer botgate executed) and reason (botgate refused or could not send it; empty: Telegram answered).',
+      'Bot API calls made with bot tokens, by bot, method (as the Bot API spec spells it, any case; other: a name the spec does not know, or no bot), HTTP status, via (egress: the egress listener; reply: a webhook answer botgate executed; answer: a webhook answer botgate withheld from Telegram) and reason (botgate refused or could not send it; empty: Telegram answered).',
       ['bot', 'method', 'status', 'via', 'reason'],
     ),
   )

@@ -22,6 +22,7 @@ import { closestMatch } from '../../config/validate.js'
 import type { Store } from '../../store/index.js'
 import { BOT_METHODS, CHAT_ARGUMENTS } from '../../telegram/generated/bot-methods.js'
 import { BOT_API_VERSION } from '../../telegram/generated/update-types.js'
+import { canonicalMethod } from '../../telegram/methods.js'
 import { heardFrom } from './heard.js'
 
 const CHAT_ENTRY_MESSAGE = 'must be heard_from, any, a chat id (an integer) or an @username'
@@ -82,9 +83,6 @@ export const DEFAULT_HEARD_FROM_TTL = '30d'
 
 type Entry = Static<typeof chatEntry>
 
-/** Lower-cased method name -> its name as the spec spells it. */
-const METHOD_NAMES = new Map(BOT_METHODS.map((name) => [name.toLowerCase(), name]))
-
 const CHAT_ARGS = new Map(Object.entries(CHAT_ARGUMENTS).map(([name, args]) => [name.toLowerCase(), args]))
 
 /** The chat arguments of a method (any case), empty when it takes none. */
@@ -102,7 +100,7 @@ export function outboundChatProblems(
   if (policy.allow !== undefined) lists.push([[...at, 'allow'], policy.allow])
   for (const [method, list] of Object.entries(policy.methods ?? {})) {
     const path = [...at, 'methods', method]
-    const known = METHOD_NAMES.get(method.toLowerCase())
+    const known = canonicalMethod(method)
     if (known === undefined) {
       const near = closestMatch(method, BOT_METHODS)
       const hint = near === undefined ? '' : ` (did you mean "${near}"?)`
