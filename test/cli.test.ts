@@ -79,6 +79,53 @@ describe('botgate check', () => {
       expect(result.stdout).not.toContain(hidden)
   })
 
+  it("prints each bot's egress: listener, credential masked, methods, chats and pacing; never the token", async () => {
+    const token = '4242:AAHreal-token-0123456789abcdefghijklmnop'
+    const credential = '4242:local-credential-ZYXWVUTSRQPONMLKJIHGF'
+    writeFileSync(
+      path.join(dir, 'egress.yaml'),
+      `egress: { listen: 127.0.0.1:8082, api_base: "https://api.telegram.org", pacing: { enabled: false } }
+bots:
+  - name: shop
+    path: /tg/averysecretpathsegment0123456789
+    secret_token: ${SECRET}
+    upstream: { url: "http://127.0.0.1:8081/webhook" }
+    token: "${token}"
+    egress: { credential: "${credential}" }
+    policy:
+      sources: { allow: [any] }
+      outbound:
+        allow_methods: [any, deleteWebhook]
+        chats: { allow: [heard_from, -1001234567890], methods: { forwardMessage: ["@shop_news"] }, heard_from_ttl: 1h }
+  - name: plain
+    path: /tg/bverysecretpathsegment0123456789
+    secret_token: ${UPSTREAM_SECRET}
+    upstream: { url: "http://127.0.0.1:8083/webhook" }
+`,
+    )
+    const result = await runCli(['check', '-c', 'egress.yaml'], { cwd: dir })
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const lines = result.stdout.split('\n')
+    expect(lines).toContain(
+      'egress listen 127.0.0.1:8082, api_base https://api.telegram.org, max_upload 50MiB, timeout 1m',
+    )
+    expect(lines).toContain('  pacing off')
+    const shop = lines.indexOf(
+      '  egress        listen 127.0.0.1:8082, credential 4242... (43 chars), pacing off',
+    )
+    expect(shop).toBeGreaterThan(lines.indexOf('bot shop'))
+    expect(lines.slice(shop + 1, shop + 3)).toEqual([
+      '                methods allowed any, deleteWebhook; denied setWebhook, logOut, close, getUpdates',
+      '                chats allowed heard_from, -1001234567890; forwardMessage @shop_news; heard_from_ttl 1h',
+    ])
+    expect(
+      lines.indexOf('  egress        none: no credential (the bot calls the Bot API itself)'),
+    ).toBeGreaterThan(lines.indexOf('bot plain'))
+    for (const hidden of [token, credential, credential.slice(4), token.slice(5)])
+      expect(result.stdout).not.toContain(hidden)
+  })
+
   it('finds the config through $BOTGATE_CONFIG', async () => {
     const result = await runCli(['check'], {
       cwd: ROOT,

@@ -108,7 +108,7 @@ outbound:
       chat_id: String(GROUP),
     })
     expect(await gateways[1]?.metrics()).toMatch(
-      /botgate_egress_calls_total\{bot="bot",method="other",status="403",via="egress",reason="chat_not_allowed"\} 1/,
+      /botgate_egress_calls_total\{bot="bot",method="sendMessage",status="403",via="egress",reason="chat_not_allowed"\} 1/,
     )
   })
 

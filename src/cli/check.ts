@@ -4,9 +4,12 @@
  * starting anything, and prints what would run, secrets masked. Exit 1 on any problem.
  */
 
+import { DEFAULT_HEARD_FROM_TTL, usesHeardFrom } from '../checks/outbound/chats.js'
+import { GUARDED_METHODS, type OutboundPolicy } from '../checks/outbound/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.js'
-import { formatDuration } from '../config/units.js'
+import { formatDuration, formatSize } from '../config/units.js'
+import type { Rate } from '../egress/pacing/config.js'
 import { loadPolicyFile } from '../policy/load.js'
 import type { Policy } from '../policy/schema.js'
 import { describeStore } from '../store/config.js'
@@ -125,7 +128,71 @@ export function describeAccess(policy: Policy): string {
   return parts.join('; ')
 }
 
-function describeBot(bot: BotConfig): string[] {
+/** `1234... (45 chars)`: enough of the egress credential to tell which one is set, no more. */
+export function maskCredential(credential: string): string {
+  return `${credential.slice(0, 4)}... (${credential.length} chars)`
+}
+
+function rate(value: Rate): string {
+  return `${value.count}/${formatDuration(value.periodMs)} (burst ${value.burst})`
+}
+
+/** The egress listener and its settings, for every bot with a credential. */
+function describeEgress(config: GatewayConfig): string[] {
+  const egress = config.egress
+  if (egress === undefined) return ['egress off: no egress listener (bots call the Bot API themselves)']
+  const { pacing } = egress
+  return [
+    `egress listen ${egress.listen.host}:${egress.listen.port}, api_base ${displayApiBase(egress.apiBase.href)}, max_upload ${formatSize(egress.maxUploadBytes)}, timeout ${formatDuration(egress.timeoutMs)}`,
+    pacing.enabled
+      ? `  pacing on: per bot ${rate(pacing.global)}, private chat ${rate(pacing.privateChat)}, group ${rate(pacing.groupChat)}, max_queue ${pacing.maxQueue}, max_wait ${formatDuration(pacing.maxWaitMs)}, max_retries ${pacing.maxRetries}`
+      : '  pacing off',
+  ]
+}
+
+/**
+ * What the bot may call through its egress, as configured: `outbound.allow_methods` (default
+ * any) and the guarded methods that stay denied, and `outbound.chats`.
+ */
+export function describeOutbound(outbound: OutboundPolicy | undefined): string[] {
+  const allow = outbound?.allow_methods ?? ['any']
+  const listed = new Set(allow.map((entry) => entry.toLowerCase()))
+  const guarded = GUARDED_METHODS.filter((method) => !listed.has(method.toLowerCase()))
+  const denied = !allow.includes('any')
+    ? 'every method not listed'
+    : guarded.length === 0
+      ? 'none'
+      : guarded.join(', ')
+  const chats = outbound?.chats
+  const lists = [
+    ...(chats?.allow === undefined ? [] : [`allowed ${chats.allow.join(', ')}`]),
+    ...Object.entries(chats?.methods ?? {}).map(([method, list]) => `${method} ${list.join(', ')}`),
+  ]
+  const ttl = usesHeardFrom(chats)
+    ? `; heard_from_ttl ${chats?.heard_from_ttl ?? DEFAULT_HEARD_FROM_TTL}`
+    : ''
+  return [
+    `methods allowed ${allow.join(', ')}; denied ${denied}`,
+    `chats ${chats === undefined ? 'any' : `${lists.join('; ')}${ttl}`}`,
+  ]
+}
+
+/** The bot's egress: its listener and credential (masked), pacing, and what it may call. */
+function describeBotEgress(bot: BotConfig, config: GatewayConfig): string[] {
+  const indent = '                '
+  if (bot.egress === undefined)
+    return ['  egress        none: no credential (the bot calls the Bot API itself)']
+  const credential = maskCredential(bot.egress.credential)
+  const egress = config.egress
+  if (egress === undefined)
+    return [`  egress        none: credential ${credential} set, but the config has no egress listener`]
+  return [
+    `  egress        listen ${egress.listen.host}:${egress.listen.port}, credential ${credential}, pacing ${egress.pacing.enabled ? 'on' : 'off'}`,
+    ...describeOutbound(bot.policy.outbound).map((line) => `${indent}${line}`),
+  ]
+}
+
+function describeBot(bot: BotConfig, config: GatewayConfig): string[] {
   const upstream = bot.upstream
   return [
     `bot ${bot.name}${bot.username === undefined ? '' : ` (@${bot.username})`}`,
@@ -139,6 +206,7 @@ function describeBot(bot: BotConfig): string[] {
         ]),
     `  max_inflight  ${bot.maxInflight}`,
     `  token         ${bot.token === undefined ? 'not set (only set-webhook, webhook-info and delete-webhook need it)' : maskSecret(bot.token)}`,
+    ...describeBotEgress(bot, config),
     `  policy        ${bot.policyOrigin.label}`,
     ...describePolicy(bot.policy).map((line) => `                ${line}`),
   ]
@@ -172,10 +240,11 @@ export function describeConfig(config: GatewayConfig, name: string): string {
     `store ${describeStore(config.store)}`,
     ...describeTls(config),
     ...describeAlerts(config),
+    ...describeEgress(config),
     config.adminApi === undefined
       ? 'admin api off'
       : `admin api on: aud ${config.adminApi.audience}, keys ${[...config.adminApi.keys.values()].map((key) => `${key.kid} (${key.alg})`).join(', ')}`,
-    ...config.bots.flatMap(describeBot),
+    ...config.bots.flatMap((bot) => describeBot(bot, config)),
   ]
   if (config.warnings.length > 0)
     lines.push('warnings:', ...config.warnings.map((warning) => `  - ${warning}`))

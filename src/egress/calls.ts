@@ -15,9 +15,10 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import { type Dispatcher, Pool } from 'undici'
 import type { ChatLimits, ChatVerdict } from '../checks/outbound/chats.js'
-import { GUARDED_METHODS, type MethodFilter } from '../checks/outbound/index.js'
+import type { MethodFilter } from '../checks/outbound/index.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
 import { StoreError } from '../store/index.js'
+import { canonicalMethod, METHOD_NAME, methodForLog, methodLabel } from '../telegram/methods.js'
 import type { Attempt, ChatTarget, Pacer } from './pacing/index.js'
 import { type PreparedCall, prepareCall, TOO_LARGE } from './prepare.js'
 
@@ -83,18 +84,11 @@ interface Sent {
   readonly text: string | undefined
 }
 
+/** The method of a download (`/file/bot<token>/<path>`) in the log line and the metric. */
+const FILE = 'file'
+
 const TOO_LARGE_TEXT =
   'Request Entity Too Large: the upload is larger than botgate allows (egress.max_upload)'
-
-/** Methods the egress counts by name; any other is `other`, so made-up names cannot grow /metrics. */
-const GUARDED_NAMES = new Set(GUARDED_METHODS)
-
-/** A method's metric label: its name when Telegram knew it (not a 404) or a guarded one, else other. */
-function metricMethod(method: string | undefined, status: number): string {
-  if (method === undefined || !/^[A-Za-z]{1,64}$/.test(method)) return 'other'
-  if (status === 403) return GUARDED_NAMES.has(method) ? method : 'other'
-  return status === 404 || status === 401 ? 'other' : method
-}
 
 /** botgate's own answer in Telegram's error shape. */
 export function ownAnswer(
@@ -170,11 +164,15 @@ export class BotApiCalls {
     deliver: (answer: CallAnswer) => Promise<Delivered>,
   ): Promise<void> {
     const started = performance.now()
-    const { answer, chat } = await this.#answer(bot, call)
+    // Telegram lower-cases the method (./../telegram/methods.ts): the filter, pacing, Telegram
+    // and the log line all get the spec's spelling, so no spelling is treated as another method.
+    const canonical = call.kind === 'method' ? canonicalMethod(call.method) : undefined
+    const named = canonical === undefined ? call : { ...call, method: canonical }
+    const { answer, chat } = await this.#answer(bot, named)
     const delivered = await deliver(answer)
     const queuedMs = answer.kind === 'telegram' ? answer.queuedMs : undefined
     this.log(
-      { bot: bot.name, method: call.kind === 'file' ? 'file' : call.method, via: call.via },
+      { bot: bot.name, method: call.kind === 'file' ? FILE : named.method, via: call.via },
       delivered,
       started,
       queuedMs,
@@ -185,7 +183,8 @@ export class BotApiCalls {
   async #answer(bot: BotApiBot, call: BotApiCall): Promise<{ answer: CallAnswer; chat: ChatTarget }> {
     if (call.kind === 'method') {
       const allows = call.via === 'reply' ? bot.replyAllows : bot.allows
-      if (call.method.includes('/') || !allows(call.method)) {
+      // Only plain names: Telegram percent-decodes the path, so `deleteWebhoo%6B` is deleteWebhook.
+      if (!METHOD_NAME.test(call.method) || !allows(call.method)) {
         const reason = call.via === 'reply' ? 'reply_method_not_allowed' : 'method_not_allowed'
         return {
           answer: ownAnswer(403, 'Forbidden: method not allowed by botgate policy', reason),
@@ -302,10 +301,11 @@ export class BotApiCalls {
     chat?: ChatTarget,
   ): void {
     const { status, reason, errorCode } = delivered
+    const method = call.method === FILE ? FILE : methodForLog(call.method)
     const fields = {
       bot: call.bot,
       via: call.via,
-      method: call.method,
+      method,
       chat_id: chat?.id,
       status,
       error_code: errorCode,
@@ -314,7 +314,13 @@ export class BotApiCalls {
       queued_ms: queuedMs === undefined ? undefined : Math.round(queuedMs * 10) / 10,
     }
     this.#metrics.egressCalls
-      .labels(call.bot ?? '', metricMethod(call.method, status), String(status), call.via, reason ?? '')
+      .labels(
+        call.bot ?? '',
+        method === FILE ? FILE : methodLabel(method),
+        String(status),
+        call.via,
+        reason ?? '',
+      )
       .inc()
     if (status === 401 || status === 403 || status >= 500) this.#logger.warn(fields, 'egress call')
     else this.#logger.info(fields, 'egress call')

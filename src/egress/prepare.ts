@@ -10,7 +10,7 @@
  */
 
 import type { Readable } from 'node:stream'
-import type { CallChats } from '../checks/outbound/chats.js'
+import { type CallChats, chatsInBody } from '../checks/outbound/chats.js'
 import { boundaryOf, fieldValues, parseCallBody } from '../telegram/call-body.js'
 import { type ChatTarget, chatTarget } from './pacing/index.js'
 import { HEAD_LIMIT, multipartHead, readHead, UploadGuard } from './upload.js'
@@ -97,12 +97,11 @@ export async function prepareCall(
     const chats = body.length > 0 && limited.length > 0 ? 'unreadable' : values
     return { body, headers: call.headers, chat: chatTarget(queryChat), chats, guard: undefined }
   }
-  for (const name of limited) values.push(...fieldValues(parsed, name))
-  let headers = call.headers
-  if (limited.length > 0 && parsed.kind === 'json') {
-    body = Buffer.from(JSON.stringify(parsed.value))
-    headers = { ...headers, 'content-length': String(body.length) }
-  }
+  const named = chatsInBody(parsed, body, limited)
+  values.push(...named.chats)
+  const headers =
+    named.body === body ? call.headers : { ...call.headers, 'content-length': String(named.body.length) }
+  body = named.body
   const [chatId] = fieldValues(parsed, 'chat_id')
   return { body, headers, chat: chatTarget(chatId ?? queryChat), chats: values, guard: undefined }
 }

@@ -17,6 +17,7 @@
 
 import { replyMethod } from '../checks/replies/index.js'
 import { parseCallBody, withoutField } from '../telegram/call-body.js'
+import { canonicalMethod } from '../telegram/methods.js'
 import type { BotApiBot, BotApiCalls, CallAnswer, Delivered } from './calls.js'
 
 /** What became of one webhook answer. */
@@ -71,8 +72,10 @@ export class Replies implements ReplyExecutor {
   }
 
   async execute(name: string, contentType: string | undefined, body: Buffer): Promise<ReplyOutcome> {
-    const method = replyMethod(contentType, body)
-    if (method === null) return { status: 0, method: undefined }
+    const named = replyMethod(contentType, body)
+    if (named === null) return { status: 0, method: undefined }
+    // The outcome names the method as the spec spells it, whatever the answer's case.
+    const method = named === undefined ? undefined : (canonicalMethod(named) ?? named)
     const bot = this.#bots.get(name)
     if (bot === undefined) return { status: 0, method: method ?? undefined, reason: 'no_token' }
     const parsed = method === undefined ? undefined : parseCallBody(contentType, body)

@@ -4,6 +4,7 @@
  * (SPEC section 3, the upstream outcome table).
  */
 
+import { heardChat } from '../checks/outbound/heard.js'
 import type { ReplyFilter } from '../checks/replies/index.js'
 import type { BotMetrics } from '../observe/metrics.js'
 import { type Answer, failure, JSON_TYPE } from '../pipeline/answer.js'
@@ -37,31 +38,45 @@ const EMPTY_OK: Answer = {
   close: false,
 }
 
-function passReply(
+/**
+ * The upstream's 2xx answer to Telegram, unless the reply filter withholds it (its method, or a
+ * chat `outbound.chats` does not allow): then an empty 200, logged (`detail`) and counted like
+ * the egress's refusals (botgate_egress_calls_total, `via: answer`).
+ */
+async function passReply(
   target: ForwardTarget,
   exchange: Exchange,
   result: Extract<UpstreamResult, { kind: 'answer' }>,
-): Answer {
+): Promise<Answer> {
+  let body = result.body
   if (target.replyFilter !== undefined) {
-    const refused = target.replyFilter(result.contentType, result.body)
-    if (refused !== undefined) {
-      exchange.detail = target.replyShadow ? `would withhold reply: ${refused}` : refused
-      if (!target.replyShadow) return EMPTY_OK
-    }
+    let verdict = target.replyFilter(result.contentType, result.body, heardChat(exchange.update))
+    if (verdict instanceof Promise) verdict = await verdict
+    if (verdict?.kind === 'refused') {
+      exchange.detail = target.replyShadow ? `would withhold reply: ${verdict.reason}` : verdict.reason
+      if (!target.replyShadow) {
+        target.metrics.answerWithheld(verdict.method, verdict.reason)
+        return EMPTY_OK
+      }
+    } else if (verdict?.kind === 'pass') body = verdict.body
   }
   return {
     status: result.status,
     reason: 'forwarded',
     outcome: 'forwarded',
-    body: result.body.length === 0 ? null : result.body,
-    contentType: result.body.length === 0 ? undefined : (result.contentType ?? JSON_TYPE),
+    body: body.length === 0 ? null : body,
+    contentType: body.length === 0 ? undefined : (result.contentType ?? JSON_TYPE),
     retryAfter: undefined,
     close: false,
   }
 }
 
 /** Maps an upstream outcome to the answer; exported for unit tests of the table. */
-export function answerFor(target: ForwardTarget, exchange: Exchange, result: UpstreamResult): Answer {
+export async function answerFor(
+  target: ForwardTarget,
+  exchange: Exchange,
+  result: UpstreamResult,
+): Promise<Answer> {
   switch (result.kind) {
     case 'timeout':
       return failure(504, 'upstream_timeout', 'failed')

@@ -6,6 +6,7 @@
 
 import type { Outcome } from '../pipeline/answer.js'
 import type { Reason } from '../pipeline/verdict.js'
+import { methodLabel } from '../telegram/methods.js'
 import { AlertCounts } from './alerts/counts.js'
 import {
   Counter,
@@ -52,6 +53,7 @@ function byOperation<C>(child: (operation: StoreOperation) => C): Record<StoreOp
 export class BotMetrics {
   readonly #requests: Counter
   readonly #shadow: Counter
+  readonly #egressCalls: Counter
   readonly #name: string
   /** Counter children by outcome, then reason: both are the gateway's own constant strings, so no key is built per request. */
   readonly #byOutcome = new Map<Outcome, Map<Reason, CounterChild>>()
@@ -65,6 +67,7 @@ export class BotMetrics {
     this.#name = name
     this.#requests = metrics.requests
     this.#shadow = metrics.shadow
+    this.#egressCalls = metrics.egressCalls
     this.duration = metrics.duration.labels(name)
     this.upstream = metrics.upstreamDuration.labels(name)
     this.inflight = metrics.inflight.labels(name)
@@ -86,6 +89,15 @@ export class BotMetrics {
 
   shadow(reason: Reason): void {
     this.#shadow.labels(this.#name, reason).inc()
+  }
+
+  /**
+   * A webhook answer withheld from Telegram (its method or chat refused by policy): counted with
+   * the Bot API calls, `via: answer`, with the status the egress gives the same refusal.
+   */
+  answerWithheld(method: string | undefined, reason: string): void {
+    const status = reason === 'store_unavailable' ? '503' : '403'
+    this.#egressCalls.labels(this.#name, methodLabel(method), status, 'answer', reason).inc()
   }
 }
 
@@ -132,7 +144,7 @@ export class GatewayMetrics {
   readonly egressCalls = this.registry.register(
     new Counter(
       'botgate_egress_calls_total',
-      'Bot API calls made with bot tokens, by bot, method (other: unknown or unauthenticated), HTTP status, via (egress: the egress listener; reply: a webhook answer botgate executed) and reason (botgate refused or could not send it; empty: Telegram answered).',
+      'Bot API calls made with bot tokens, by bot, method (as the Bot API spec spells it, any case; other: a name the spec does not know, or no bot), HTTP status, via (egress: the egress listener; reply: a webhook answer botgate executed; answer: a webhook answer botgate withheld from Telegram) and reason (botgate refused or could not send it; empty: Telegram answered).',
       ['bot', 'method', 'status', 'via', 'reason'],
     ),
   )

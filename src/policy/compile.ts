@@ -3,8 +3,8 @@
  * Compiles one bot's config and policy into its ready pipeline: every check created once, in the
  * order of SPEC section 3, so the request path only runs precomputed functions.
  *
- * The checks that depend on the policy alone (sources, schema, update types, the reply filter,
- * the body limits) are compiled once per policy object and shared by every bot that has it: the
+ * The checks that depend on the policy alone (sources, schema, update types, the reply filter
+ * unless `outbound.chats` ties it to the bot, the body limits) are compiled once per policy object and shared by every bot that has it: the
  * loader gives the bots that name one policy file one object, so 10,000 bots sharing a policy
  * compile it once. The rest (limits, dedupe, commands, secret, blocks) name the bot.
  */
@@ -19,7 +19,7 @@ import { createContentCheck } from '../checks/content/index.js'
 import { createDedupeCheck } from '../checks/dedupe/index.js'
 import { createIpLimitsCheck, createUpdateLimitsCheck, type LimitsDeps } from '../checks/limits/index.js'
 import { isShadow } from '../checks/mode.js'
-import { heardFromTtlMs, usesHeardFrom } from '../checks/outbound/chats.js'
+import { createChatLimits, heardFromTtlMs, usesHeardFrom } from '../checks/outbound/chats.js'
 import { createHeardRecorder, type HeardRecorder } from '../checks/outbound/heard.js'
 import { createReplyFilter } from '../checks/replies/index.js'
 import { createSecretCheck } from '../checks/secret/index.js'
@@ -226,7 +226,15 @@ export function compileBot(bot: BotConfig, deps: CompileDeps): BotPipeline {
     upstream: new Upstream(bot.upstream, deps.pools),
     maxInflight: bot.maxInflight,
     metrics: metrics.bot(bot.name),
-    replyFilter: shared.replyFilter,
+    // outbound.chats names the bot (its heard_from marks): its filter is the bot's own.
+    replyFilter:
+      policy.outbound?.chats === undefined
+        ? shared.replyFilter
+        : createReplyFilter(
+            policy.replies,
+            policy.outbound,
+            createChatLimits(policy.outbound.chats, { store: deps.store, bot: bot.name }),
+          ),
     replyShadow: shared.replyShadow,
     sign: bot.upstream.sign === undefined ? undefined : createSigner(bot.upstream.sign),
     heard: usesHeardFrom(policy.outbound?.chats)

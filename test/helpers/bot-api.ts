@@ -76,6 +76,13 @@ function emptyWebhook(): Webhook {
   return { url: '', has_custom_certificate: false, pending_update_count: 0 }
 }
 
+/** The methods this stand-in answers, by lower-cased name. */
+const KNOWN_METHODS = new Map(
+  ['setWebhook', 'getWebhookInfo', 'deleteWebhook', 'sendMessage', 'answerCallbackQuery', 'getMe'].map(
+    (name) => [name.toLowerCase(), name],
+  ),
+)
+
 /** Telegram's secret_token rule (setWebhook): 1-256 characters of A-Z a-z 0-9 _ -. */
 const SECRET_TOKEN = /^[A-Za-z0-9_-]{1,256}$/
 
@@ -208,9 +215,19 @@ export class FakeBotApi {
 
   async #handle(request: http.IncomingMessage, body: Buffer): Promise<ScriptedAnswer> {
     const url = new URL(request.url ?? '/', 'http://localhost')
-    const match = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(url.pathname)
+    // As Telegram's server: the path percent-decoded, the method's case ignored
+    // (tdlib/telegram-bot-api: HttpReader::parse_url, Query::Query). Calls are recorded by the
+    // spec's spelling of their method.
+    let pathname: string
+    try {
+      pathname = decodeURIComponent(url.pathname)
+    } catch {
+      return apiError(404, 'Not Found')
+    }
+    const match = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(pathname)
     if (match === null) return apiError(404, 'Not Found')
-    const [, token = '', method = ''] = match
+    const [, token = '', given = ''] = match
+    const method = KNOWN_METHODS.get(given.toLowerCase()) ?? given
     let parsed: Parsed
     try {
       parsed = await this.#parse(request, body, url)

@@ -20,8 +20,10 @@ import { type Static, Type } from '@sinclair/typebox'
 import { DURATION_PATTERN, parseDuration } from '../../config/units.js'
 import { closestMatch } from '../../config/validate.js'
 import type { Store } from '../../store/index.js'
+import { type CallBody, fieldValues } from '../../telegram/call-body.js'
 import { BOT_METHODS, CHAT_ARGUMENTS } from '../../telegram/generated/bot-methods.js'
 import { BOT_API_VERSION } from '../../telegram/generated/update-types.js'
+import { canonicalMethod } from '../../telegram/methods.js'
 import { heardFrom } from './heard.js'
 
 const CHAT_ENTRY_MESSAGE = 'must be heard_from, any, a chat id (an integer) or an @username'
@@ -82,9 +84,6 @@ export const DEFAULT_HEARD_FROM_TTL = '30d'
 
 type Entry = Static<typeof chatEntry>
 
-/** Lower-cased method name -> its name as the spec spells it. */
-const METHOD_NAMES = new Map(BOT_METHODS.map((name) => [name.toLowerCase(), name]))
-
 const CHAT_ARGS = new Map(Object.entries(CHAT_ARGUMENTS).map(([name, args]) => [name.toLowerCase(), args]))
 
 /** The chat arguments of a method (any case), empty when it takes none. */
@@ -102,7 +101,7 @@ export function outboundChatProblems(
   if (policy.allow !== undefined) lists.push([[...at, 'allow'], policy.allow])
   for (const [method, list] of Object.entries(policy.methods ?? {})) {
     const path = [...at, 'methods', method]
-    const known = METHOD_NAMES.get(method.toLowerCase())
+    const known = canonicalMethod(method)
     if (known === undefined) {
       const near = closestMatch(method, BOT_METHODS)
       const hint = near === undefined ? '' : ` (did you mean "${near}"?)`
@@ -147,8 +146,30 @@ export type CallChats = readonly unknown[] | 'unreadable'
 export interface ChatLimits {
   /** The chat arguments limited for `method`: empty when nothing is checked for it. */
   argumentsOf(method: string): readonly string[]
-  /** The verdict on a call's chats; may ask the store (heard_from). */
-  check(method: string, chats: CallChats): Promise<ChatVerdict>
+  /**
+   * The verdict on a call's chats; may ask the store (heard_from), and throws its StoreError.
+   * `heard`: a chat known to be heard from without asking, the chat of the update a webhook
+   * answer answers (botgate forwarded it just now; its mark may still be on its way to the store).
+   */
+  check(method: string, chats: CallChats, heard?: number): Promise<ChatVerdict>
+}
+
+/**
+ * The chats a call read whole names in its body (`names`: its limited chat arguments), and the
+ * body to send on. When chats are limited, a JSON body goes on as botgate parsed it: a body with a
+ * duplicate `chat_id` key then names to Telegram the chat botgate checked, whichever duplicate
+ * Telegram's parser would have kept. Form and multipart bodies give every duplicate, all checked.
+ */
+export function chatsInBody(
+  parsed: CallBody,
+  raw: Buffer,
+  names: readonly string[],
+): { readonly chats: unknown[]; readonly body: Buffer } {
+  const chats = names.flatMap((name) => fieldValues(parsed, name))
+  if (names.length === 0 || parsed.kind !== 'json') return { chats, body: raw }
+  const body = Buffer.from(JSON.stringify(parsed.value))
+  // The same bytes (compact JSON without duplicates, as frameworks send it): the body as it came.
+  return { chats, body: body.equals(raw) ? raw : body }
 }
 
 interface CompiledList {
@@ -190,22 +211,23 @@ export function createChatLimits(
     const list = byMethod.get(method.toLowerCase()) ?? fallback
     return list === undefined || list.any ? undefined : list
   }
-  const allowed = async (list: CompiledList, value: unknown): Promise<boolean> => {
+  const allowed = async (list: CompiledList, value: unknown, heard: number | undefined): Promise<boolean> => {
     const key = chatKey(value)
     if (key === undefined) return false
     if (list.chats.has(key)) return true
     if (!list.heard || key.startsWith('@')) return false
+    if (heard !== undefined && key === String(heard)) return true
     return heardFrom(deps.store, deps.bot, Number(key))
   }
   return {
     argumentsOf(method) {
       return listOf(method) === undefined ? [] : chatArguments(method)
     },
-    async check(method, chats) {
+    async check(method, chats, heard) {
       const list = listOf(method)
       if (list === undefined || chatArguments(method).length === 0) return undefined
       if (chats === 'unreadable') return 'chat_unreadable'
-      for (const value of chats) if (!(await allowed(list, value))) return 'chat_not_allowed'
+      for (const value of chats) if (!(await allowed(list, value, heard))) return 'chat_not_allowed'
       return undefined
     },
   }

@@ -37,6 +37,11 @@ export function heardFrom(store: Store, bot: string, chatId: number): Maybe<bool
   return value instanceof Promise ? value.then((found) => found !== undefined) : value !== undefined
 }
 
+/** The chat an update is heard from: its chat, else its sender's private chat; undefined: none. */
+export function heardChat(update: UpdateFacts | undefined): number | undefined {
+  return update === undefined ? undefined : (update.chatId ?? update.userId)
+}
+
 /** Records the chat of an update about to be forwarded (undefined: no update was read). */
 export type HeardRecorder = (update: UpdateFacts | undefined) => void
 
@@ -55,7 +60,7 @@ export function createHeardRecorder(ttlMs: number, deps: HeardDeps): HeardRecord
   const written = new Map<number, number>()
   let failing = false
   return (update) => {
-    const chat = update === undefined ? undefined : (update.chatId ?? update.userId)
+    const chat = heardChat(update)
     if (chat === undefined) return
     const now = clock()
     const last = written.get(chat)

@@ -9,8 +9,10 @@
  */
 
 import { type Static, Type } from '@sinclair/typebox'
-import { fieldValues, parseCallBody } from '../../telegram/call-body.js'
+import { StoreError } from '../../store/index.js'
+import { type CallBody, fieldValues, parseCallBody } from '../../telegram/call-body.js'
 import { SectionMode } from '../mode.js'
+import { type ChatLimits, chatsInBody } from '../outbound/chats.js'
 import { type MethodFilter, type OutboundPolicy, outboundFilter } from '../outbound/index.js'
 
 export const repliesSchema = Type.Object(
@@ -34,17 +36,42 @@ export const repliesSchema = Type.Object(
 
 export type RepliesPolicy = Static<typeof repliesSchema>
 
-/** The verdict on one webhook answer: undefined when it may go back to Telegram as it is. */
+/** Why a webhook answer is withheld: its method, or a chat `outbound.chats` does not allow. */
+export type ReplyRefusal =
+  | 'reply_method_not_allowed'
+  | 'chat_not_allowed'
+  | 'chat_unreadable'
+  | 'store_unavailable'
+
+/**
+ * The verdict on one webhook answer: undefined when it may go back to Telegram as it is; `body`
+ * when it goes back as botgate read it (JSON whose chats were checked); else refused, with the
+ * method it named (undefined when it could not be read).
+ */
+export type ReplyVerdict =
+  | undefined
+  | { readonly kind: 'pass'; readonly body: Buffer }
+  | { readonly kind: 'refused'; readonly reason: ReplyRefusal; readonly method: string | undefined }
+
+/**
+ * The filter of webhook answers. `heard`: the chat of the update being answered (heard from, for
+ * `outbound.chats` lists with heard_from). A promise only when a chat has to be checked.
+ */
 export type ReplyFilter = (
   contentType: string | undefined,
   body: Buffer,
-) => 'reply_method_not_allowed' | undefined
+  heard?: number,
+) => ReplyVerdict | Promise<ReplyVerdict>
 
 /** Reads the method a webhook answer calls: a string, null for "calls nothing", undefined for "cannot tell". */
 export function replyMethod(contentType: string | undefined, body: Buffer): string | null | undefined {
   if (body.length === 0) return null
   const parsed = parseCallBody(contentType, body)
-  if (parsed === undefined) return undefined
+  return parsed === undefined ? undefined : methodOf(parsed)
+}
+
+/** The `method` field of an answer read: null when it has none, undefined when it is no string. */
+function methodOf(parsed: CallBody): string | null | undefined {
   const [method] = fieldValues(parsed, 'method')
   if (method === undefined) return null
   return typeof method === 'string' ? method : undefined
@@ -65,18 +92,44 @@ export function replyMethodFilter(
 }
 
 /**
- * The filter of webhook answers by {@link replyMethodFilter}. Without either section, answers
- * pass as they are (nothing to parse on the request path).
+ * The filter of webhook answers by {@link replyMethodFilter} and, with `chats` (the bot's
+ * `outbound.chats`, ../outbound/chats.ts), by the chats the answer's call names: the limits the
+ * egress applies to the same call, so Telegram executes no call the egress would refuse.
+ * Without either section or chats, answers pass as they are (nothing to parse on the request path).
  */
 export function createReplyFilter(
   policy: RepliesPolicy | undefined,
   outbound: OutboundPolicy | undefined,
+  chats?: ChatLimits,
 ): ReplyFilter | undefined {
   if (policy?.allow_methods === undefined && outbound === undefined) return undefined
   const allows = replyMethodFilter(policy, outbound)
-  return (contentType, body) => {
-    const method = replyMethod(contentType, body)
+  const refused = (reason: ReplyRefusal, method: string | undefined): ReplyVerdict => ({
+    kind: 'refused',
+    reason,
+    method,
+  })
+  return (contentType, body, heard) => {
+    if (body.length === 0) return undefined
+    const parsed = parseCallBody(contentType, body)
+    const method = parsed === undefined ? undefined : methodOf(parsed)
     if (method === null) return undefined
-    return method !== undefined && allows(method) ? undefined : 'reply_method_not_allowed'
+    if (method === undefined || !allows(method)) return refused('reply_method_not_allowed', method)
+    const names = chats?.argumentsOf(method) ?? []
+    if (chats === undefined || names.length === 0 || parsed === undefined) return undefined
+    const named = chatsInBody(parsed, body, names)
+    return chats.check(method, named.chats, heard).then(
+      (verdict): ReplyVerdict =>
+        verdict !== undefined
+          ? refused(verdict, method)
+          : named.body === body
+            ? undefined
+            : { kind: 'pass', body: named.body },
+      (error: unknown) => {
+        // Fail closed: an answer whose chat cannot be checked is not passed on.
+        if (error instanceof StoreError) return refused('store_unavailable', method)
+        throw error
+      },
+    )
   }
 }
