@@ -378,7 +378,7 @@ describe('botgate check with the operations keys', () => {
       'tls CN=botgate-test, valid to 2126-10-28T14:13:12.000Z, self-signed (upload it: set-webhook --certificate)',
     )
     expect(result.stdout).toContain(
-      '  token         not set (only set-webhook, webhook-info and delete-webhook need it)',
+      '  token         not set (set-webhook, webhook-info, delete-webhook, the egress and queued delivery need it)',
     )
     expectNoToken(result)
   })

@@ -205,7 +205,7 @@ function describeBot(bot: BotConfig, config: GatewayConfig): string[] {
           `  sign          ${upstream.sign.alg} kid ${upstream.sign.kid}, ${upstream.sign.bearer ? 'Authorization: Bearer' : `header ${upstream.sign.header}`}, ttl ${upstream.sign.ttlS}s, aud ${upstream.sign.audience}${upstream.sign.published.length > 0 ? `, ${upstream.sign.published.length} key(s) published` : ''}`,
         ]),
     `  max_inflight  ${bot.maxInflight}`,
-    `  token         ${bot.token === undefined ? 'not set (only set-webhook, webhook-info and delete-webhook need it)' : maskSecret(bot.token)}`,
+    `  token         ${bot.token === undefined ? 'not set (set-webhook, webhook-info, delete-webhook, the egress and queued delivery need it)' : maskSecret(bot.token)}`,
     ...describeBotEgress(bot, config),
     `  policy        ${bot.policyOrigin.label}`,
     ...describePolicy(bot.policy).map((line) => `                ${line}`),
