@@ -27,6 +27,17 @@ import { orderKey, type QueuedUpdate, type QueueKeys, type QueueRedis } from './
 /** Entries a shard's delivery holds in memory at most: the window it picks chats' next updates from. */
 export const WINDOW = 500
 
+/** The longest wait between two tries of an ack or a burial that Redis did not take. */
+const PERSIST_WAIT_MAX_MS = 5000
+
+/** Tries of one ack or burial before the shard gives up on it (some 5.8 days at 5 s apart). */
+const PERSIST_ROUNDS = 100_000
+
+/** Redis lost the consumer group (a restart without persistence, the stream deleted or evicted). */
+function isNoGroup(error: unknown): boolean {
+  return String((error as Error).message).startsWith('NOGROUP')
+}
+
 /** What a bot's delivery uses of its current compiled pipeline; a reload hands it a new one. */
 export interface DeliveryTarget {
   readonly upstream: Upstream
@@ -150,8 +161,9 @@ export class BotDelivery {
     const spec = this.config.rate
     if (spec === undefined) return true
     const keys: LimitKey[] = [{ spec, key: 'queue:rate', replyKey: undefined }]
-    // Bounded: each round either passes, or waits the time the GCRA says, while the shard is held.
-    for (let round = 0; round < 10_000 && !shard.stopped; round++) {
+    // Bounded: each round either passes, or waits the time the GCRA says, while the shard is held
+    // (a lease that ran out meanwhile ends the wait: no send starts on a lease not known to be held).
+    for (let round = 0; round < 10_000 && shard.valid; round++) {
       let waitMs: number
       try {
         const outcome = await this.deps.store.limit(this.name, keys)
@@ -160,7 +172,7 @@ export class BotDelivery {
       } catch {
         waitMs = 1000 // the store cannot answer: hold deliveries back rather than exceed the rate
       }
-      await new Promise((resolve) => setTimeout(resolve, waitMs))
+      await shard.pause(waitMs)
     }
     return false
   }
@@ -182,9 +194,12 @@ export class ShardDelivery {
   #timer: NodeJS.Timeout | undefined
   /** Retry timers, cleared when the shard is let go. */
   readonly #retries = new Set<NodeJS.Timeout>()
+  /** Pauses under way ({@link pause}): ended at once when the shard is let go. */
+  readonly #pauses = new Set<() => void>()
   #sending = 0
   #stopped = false
   #drained: (() => void) | undefined
+  #stopping: Promise<void> | undefined
   /** The lease is known to be held until then (local clock): no send starts after it. */
   validUntil: number
   #readFailures = 0
@@ -198,6 +213,25 @@ export class ShardDelivery {
 
   get stopped(): boolean {
     return this.#stopped
+  }
+
+  /** Held, and its lease known to be held now: a send may start. */
+  get valid(): boolean {
+    return !this.#stopped && Date.now() < this.validUntil
+  }
+
+  /** Waits `ms`, or less if the shard is let go meanwhile. */
+  pause(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#pauses.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#pauses.add(done)
+    })
   }
 
   /** Updates in the window (waiting, sending or due for a retry). */
@@ -223,16 +257,21 @@ export class ShardDelivery {
     void this.#fill()
   }
 
-  /** Stops reading and sending; resolves once the sends under way are done. */
+  /** Stops reading and sending; resolves once the sends under way are done (the same promise each call). */
   stop(): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping
     this.#stopped = true
     clearTimeout(this.#timer)
     for (const timer of this.#retries) clearTimeout(timer)
     this.#retries.clear()
-    if (this.#sending === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.#drained = resolve
-    })
+    for (const done of [...this.#pauses]) done()
+    this.#stopping =
+      this.#sending === 0
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#drained = resolve
+          })
+    return this.#stopping
   }
 
   #schedule(ms: number): void {
@@ -272,6 +311,15 @@ export class ShardDelivery {
         }
       this.#readFailures = 0
     } catch (error) {
+      // A read that failed may still have run (its answer lost): what it took is in this consumer's
+      // pending list and nowhere else. Read that list again; what the window lacks of it is newer
+      // than all the window holds, so it goes behind, in stream order.
+      this.#cursor = '0'
+      if (isNoGroup(error)) {
+        // Redis lost the stream's group: made again, the stream is read from its start.
+        await redis.ensureGroup(this.#stream).catch(() => {})
+        logger.warn({ bot: this.#bot.name, shard: this.shard }, 'queue consumer group made again')
+      }
       if (this.#readFailures++ === 0)
         logger.warn(
           {
@@ -294,7 +342,7 @@ export class ShardDelivery {
 
   /** Starts the sends the window, the chats' order, max_inflight and the lease allow. */
   pump(): void {
-    if (this.#stopped || Date.now() >= this.validUntil) return
+    if (!this.valid) return
     for (const held of this.#window) {
       if (!this.#bot.hasRoom) return
       if (held.state !== 'ready') continue
@@ -318,7 +366,7 @@ export class ShardDelivery {
         return
       }
       if (!(await bot.admitRate(this))) {
-        held.state = 'ready'
+        held.state = 'ready' // the lease renewed, pump starts it again
         return
       }
       const started = performance.now()
@@ -344,11 +392,13 @@ export class ShardDelivery {
       }
       release = !(await this.#failed(held, attempt, ms))
     } catch (error) {
-      // Not the upstream's outcome (that is an Attempt): Redis could not take the ack or the
-      // burial. The update stays pending for this consumer: the pending list is read again.
+      // Not the upstream's outcome (that is an Attempt): Redis did not take the ack or the burial
+      // before the shard was let go (or in PERSIST_ROUNDS tries). The update stays pending: the
+      // next holder of the shard reads it first, before its chat's later updates. Until then its
+      // chat stays held here, so none of them goes ahead of it.
+      release = this.#stopped
       this.#log('warn', held, { error: (error as Error).name }, 'queued update left pending')
       this.#drop(held)
-      this.#cursor = '0'
     } finally {
       if (release) this.#busy.delete(key)
       bot.inflight--
@@ -392,25 +442,41 @@ export class ShardDelivery {
     return true
   }
 
+  /**
+   * A write that must land before the chat's next update may go (the ack of a delivered update,
+   * a burial): tried again, waiting 100 ms doubling up to 5 s, while the shard is held. The
+   * chat stays held meanwhile: letting its next update go first would put this one behind it
+   * (a delivered one delivered again after its successor). Throws once the shard is let go.
+   */
+  async #persist(write: () => Promise<void>): Promise<void> {
+    for (let round = 0; ; round++) {
+      try {
+        await write()
+        return
+      } catch (error) {
+        if (this.#stopped || round >= PERSIST_ROUNDS) throw error
+        if (round === 0)
+          this.#bot.deps.logger.warn(
+            { bot: this.#bot.name, shard: this.shard, error: (error as Error).name },
+            'queue write failed; its chat waits until Redis takes it',
+          )
+      }
+      await this.pause(Math.min(PERSIST_WAIT_MAX_MS, 100 * 2 ** Math.min(round, 6)))
+    }
+  }
+
   async #ack(held: Held): Promise<void> {
     const bot = this.#bot
-    // Delivered, so the ack is worth a few tries: without it the update would be delivered again.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await bot.deps.redis.ack(bot.keys, this.shard, held.update.id)
-        break
-      } catch (error) {
-        if (attempt >= 4) throw error
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
-      }
-    }
+    await this.#persist(() => bot.deps.redis.ack(bot.keys, this.shard, held.update.id))
     this.#drop(held)
   }
 
   async #bury(held: Held, why: string): Promise<void> {
     const bot = this.#bot
     const { deps, config } = bot
-    await deps.redis.bury(bot.keys, this.shard, held.update, why, held.attempts, config.deadMaxLen)
+    await this.#persist(() =>
+      deps.redis.bury(bot.keys, this.shard, held.update, why, held.attempts, config.deadMaxLen),
+    )
     this.#drop(held)
     deps.metrics.delivery(bot.name, 'dead')
     deps.onDead(bot.name)

@@ -60,6 +60,12 @@ export class QueueService {
   #redis: QueueRedis | undefined
   readonly #bots = new Map<string, BotDelivery>()
   readonly #admissions = new Map<string, { readonly config: QueueConfig; readonly admission: Admission }>()
+  /**
+   * Shards let go whose sends are still under way, by lease key: not taken again until they are
+   * done (the lease may still be this replica's, and a new delivery of the shard would send their
+   * chats' updates again meanwhile, two at once).
+   */
+  readonly #draining = new Map<string, Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #ticking = false
   #closing = false
@@ -105,6 +111,9 @@ export class QueueService {
       this.#bots.delete(name)
       this.#admissions.delete(name)
       for (const shard of delivery.shards.values()) this.#letGo(delivery, shard)
+      this.#metrics.held(name, 0)
+      this.#metrics.backlog(name, 0, 0)
+      this.#metrics.dead(name, 0)
     }
     for (const bot of bots) {
       const known = this.#bots.get(bot.name)
@@ -194,21 +203,33 @@ export class QueueService {
     }
   }
 
-  /** Renews every held lease; a shard whose lease another replica has now is let go at once. */
+  /**
+   * Renews every held lease. A shard whose lease another replica has now is let go at once; one
+   * whose lease had lapsed (found free: it ran out while Redis could not be reached, or Redis lost
+   * it) is let go too and taken afresh: meanwhile another replica may have taken it, claimed what
+   * this one had read and died, so what this one holds of it may be stale and what it should
+   * deliver may sit in another consumer's pending list.
+   */
   async #renew(redis: QueueRedis): Promise<void> {
     for (const bot of this.#bots.values()) {
       for (const shard of [...bot.shards.values()]) {
         const asked = Date.now()
-        if (await redis.hold(bot.keys.leases[shard.shard] as string, this.me, bot.config.leaseMs)) {
+        const lease = await redis.hold(bot.keys.leases[shard.shard] as string, this.me, bot.config.leaseMs)
+        if (lease === 'renewed') {
           shard.validUntil = asked + bot.config.leaseMs
           shard.pump()
-        } else {
+        } else if (lease === 'other') {
           this.#deps.logger.warn(
             { bot: bot.name, shard: shard.shard },
             'queue shard taken by another replica',
           )
-          bot.shards.delete(shard.shard)
-          void shard.stop()
+          this.#letGo(bot, shard, false)
+        } else {
+          this.#deps.logger.warn(
+            { bot: bot.name, shard: shard.shard },
+            'queue shard lease had lapsed; taking the shard afresh',
+          )
+          this.#letGo(bot, shard)
         }
       }
     }
@@ -233,11 +254,17 @@ export class QueueService {
     }
     // Replicas start at different points of the list, so they do not all try the same shards first.
     const offset = units.length === 0 ? 0 : Number.parseInt(this.me.slice(-8), 16) % units.length
-    for (let i = 0; i < units.length && held < fair; i++) {
+    for (let i = 0; i < units.length && held < fair && !this.#closing; i++) {
       const [bot, shard] = units[(i + offset) % units.length] as [BotDelivery, number]
-      if (bot.shards.has(shard)) continue
+      if (bot.shards.has(shard) || this.#draining.has(bot.keys.leases[shard] as string)) continue
       const asked = Date.now()
-      if (!(await redis.hold(bot.keys.leases[shard] as string, this.me, bot.config.leaseMs))) continue
+      if ((await redis.hold(bot.keys.leases[shard] as string, this.me, bot.config.leaseMs)) === 'other')
+        continue
+      if (this.#closing || this.#bots.get(bot.name) !== bot) {
+        // Shut down or reloaded while Redis answered: not taken after all.
+        await redis.release(bot.keys.leases[shard] as string, this.me)
+        continue
+      }
       const delivery = new ShardDelivery(bot, shard, asked + bot.config.leaseMs)
       bot.shards.set(shard, delivery)
       held++
@@ -253,14 +280,23 @@ export class QueueService {
     }
   }
 
-  /** Stops a shard's delivery and releases its lease once its sends are done. */
-  #letGo(bot: BotDelivery, shard: ShardDelivery): void {
+  /**
+   * Stops a shard's delivery and, once its sends are done, releases its lease (unless another
+   * replica has it). Until then the shard is draining: not taken again here.
+   */
+  #letGo(bot: BotDelivery, shard: ShardDelivery, release = true): void {
     bot.shards.delete(shard.shard)
     const lease = bot.keys.leases[shard.shard] as string
-    void shard
+    const drained: Promise<void> = shard
       .stop()
-      .then(() => this.#redis?.release(lease, this.me))
+      .then(async () => {
+        if (release) await this.#redis?.release(lease, this.me)
+      })
       .catch(() => {}) // the lease then runs out on its own
+      .finally(() => {
+        if (this.#draining.get(lease) === drained) this.#draining.delete(lease)
+      })
+    this.#draining.set(lease, drained)
   }
 
   /** The gauges: held shards, their backlog and the dead letters. */
@@ -276,7 +312,8 @@ export class QueueService {
       }
       this.#metrics.held(bot.name, bot.shards.size)
       this.#metrics.backlog(bot.name, length, oldest === undefined ? 0 : Math.max(0, now - oldest))
-      if (bot.shards.has(0)) this.#metrics.dead(bot.name, await redis.deadCount(bot.keys))
+      // One replica reports them: the others say 0, so neither max nor sum counts a stale value.
+      this.#metrics.dead(bot.name, bot.shards.has(0) ? await redis.deadCount(bot.keys) : 0)
     }
   }
 
@@ -287,8 +324,14 @@ export class QueueService {
   async close(graceMs: number): Promise<void> {
     this.#closing = true
     clearTimeout(this.#timer)
-    const stops: Promise<void>[] = []
-    for (const bot of this.#bots.values()) for (const shard of bot.shards.values()) stops.push(shard.stop())
+    // Only the leases of shards whose sends are done go back: one still sending past the grace
+    // keeps its lease until it runs out, so no other replica sends that chat's next update while
+    // this one may still be delivering the last (the process exits, cutting it, after this).
+    const done: [BotDelivery, number][] = []
+    const stops: Promise<void>[] = [...this.#draining.values()]
+    for (const bot of this.#bots.values())
+      for (const shard of bot.shards.values())
+        stops.push(shard.stop().then(() => void done.push([bot, shard.shard])))
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
       Promise.all(stops),
@@ -301,9 +344,7 @@ export class QueueService {
     if (redis === undefined) return
     try {
       if (redis.client.status === 'ready') {
-        for (const bot of this.#bots.values())
-          for (const shard of bot.shards.keys())
-            await redis.release(bot.keys.leases[shard] as string, this.me)
+        for (const [bot, shard] of done) await redis.release(bot.keys.leases[shard] as string, this.me)
         await redis.leaveReplicas(replicasKey(this.#config.prefix), this.me)
       }
     } catch {
