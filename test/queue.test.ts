@@ -337,6 +337,49 @@ describe.skipIf(!available)('queued delivery', () => {
   const send = (gateway: RunningGateway, chat: number, seq: number, id: number) =>
     post(`${gateway.webhook}${PATH}`, chatUpdate(chat, seq, id), telegramHeaders(SECRET))
 
+  it('refuses ids with --all, reports ids that are not dead letters, and names bad ids, from the CLI', async () => {
+    const prefix = testPrefix('queue')
+    prefixes.push(prefix)
+    const dir = tempDir()
+    writeFileSync(path.join(dir, 'gateway.yaml'), queuedConfig(upstream.url, prefix, `shards: 1, ${FAST}`))
+    const dead = `${prefix}{bot}:queue:dead`
+    const letters: string[] = []
+    for (let i = 0; i < 2; i++)
+      letters.push(
+        (await admin.xadd(
+          dead,
+          '*',
+          'b',
+          chatUpdate(31, i, 31_000 + i),
+          'i',
+          String(31_000 + i),
+          'c',
+          '31',
+          'why',
+          'max_age',
+          'n',
+          '3',
+          'died',
+          String(Date.now()),
+        )) as string,
+      )
+    const cli = (...args: string[]) => runCli(['queue', ...args, '--config', 'gateway.yaml'], { cwd: dir })
+    // One id and --all: a slip that would drop every dead letter; refused, nothing dropped.
+    const both = await cli('drop', 'bot', letters[0] as string, '--all')
+    expect(both.code).toBe(2)
+    expect(both.stderr).toContain('give either dead letter ids or --all, not both')
+    expect(await admin.xlen(dead)).toBe(2)
+    const missing = await cli('replay', 'bot', '1-0', letters[1] as string)
+    expect(missing.code).toBe(1)
+    expect(missing.stdout).toBe('replayed 1\n')
+    expect(missing.stderr).toBe('botgate queue: no dead letter 1-0 (botgate queue list shows them)\n')
+    expect(await admin.xlen(`${prefix}{bot}:queue:0`)).toBe(1)
+    const huge = await cli('drop', 'bot', '99999999999999999999999-0')
+    expect(huge.code).toBe(2)
+    expect(huge.stderr).toContain('not a dead letter id: 99999999999999999999999-0')
+    expect(await admin.xlen(dead)).toBe(1)
+  })
+
   it('delivers again after Redis lost the stream and its consumer group', async () => {
     const log = new ChatLog()
     upstream.respond = log.responder(0)
