@@ -86,20 +86,32 @@ class ChatLog {
   mostAtOnce = 0
   readonly #running = new Map<number, number>()
 
-  /** A responder that records each update and answers 200 after `delayMs` (or as `answer` says). */
+  /**
+   * A responder that records each update and answers 200 after `delayMs` (or as `answer` says).
+   * An update counts as under way until its answer is sent or the gateway closes the connection.
+   */
   responder(delayMs: number, answer: () => number = () => 200): Responder {
     return (request, response) => {
       const { chat, seq } = placeOf(request)
-      const running = (this.#running.get(chat) ?? 0) + 1
-      this.#running.set(chat, running)
-      this.mostAtOnce = Math.max(this.mostAtOnce, running)
-      setTimeout(() => {
+      this.#running.set(chat, (this.#running.get(chat) ?? 0) + 1)
+      this.mostAtOnce = Math.max(this.mostAtOnce, this.#running.get(chat) ?? 0)
+      let over = false
+      const end = () => {
+        if (over) return
+        over = true
         this.#running.set(chat, (this.#running.get(chat) ?? 1) - 1)
+      }
+      const timer = setTimeout(() => {
+        end()
         const status = answer()
         if (status === 200) this.taken.push({ chat, seq })
         response.writeHead(status)
         response.end()
       }, delayMs)
+      response.on('close', () => {
+        clearTimeout(timer)
+        end()
+      })
     }
   }
 
@@ -452,6 +464,32 @@ describe.skipIf(!available)('queued delivery', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(log.mostAtOnce).toBe(1)
     expect(log.of(24)).toEqual([0, 1, 2])
+  })
+
+  it('cuts a send under way when its lease runs out, before another replica may take the chat', async () => {
+    const log = new ChatLog()
+    const slow = log.responder(8000)
+    const quick = log.responder(0)
+    let first = true
+    upstream.respond = (request, response) => {
+      const responder = first ? slow : quick
+      first = false
+      responder(request, response)
+    }
+    const user = await aclUser()
+    const prefix = testPrefix('queue')
+    const queue = 'shards: 1, retry_min: 50ms, lease: 2s, poll: 50ms'
+    const { gateway: holder } = await start(queue, { prefix, redisUrl: user.url })
+    await holder.waitFor((l) => l.msg === 'queue shard taken')
+    const { gateway: other } = await start(queue, { prefix })
+    expect((await send(holder, 26, 0, 26_000)).status).toBe(200)
+    await until(() => upstream.received.length === 1, 5000, 'the slow send')
+    // The holder can no longer renew its lease (Redis refuses its scripts) while the bot takes its
+    // time: the other replica takes the shard once the lease ran out, and sends the update again.
+    await admin.call('ACL', 'SETUSER', user.name, '-evalsha', '-eval')
+    await other.waitFor((l) => l.msg === 'queue shard taken', 10_000)
+    await until(() => log.of(26).length === 1, 10_000, 'the update, from the other replica')
+    expect(log.mostAtOnce).toBe(1)
   })
 
   it("holds a chat's next update back while Redis refuses the ack of its last", async () => {

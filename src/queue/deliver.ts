@@ -30,6 +30,12 @@ export const WINDOW = 500
 /** The longest wait between two tries of an ack or a burial that Redis did not take. */
 const PERSIST_WAIT_MAX_MS = 5000
 
+/**
+ * A lease is taken to end this much before Redis lets it go (a tenth of it, at most 1 s): the
+ * local clock measures it from before the request, Redis from when it ran it, and clocks drift.
+ */
+const LEASE_MARGIN_MAX_MS = 1000
+
 /** Tries of one ack or burial before the shard gives up on it (some 5.8 days at 5 s apart). */
 const PERSIST_ROUNDS = 100_000
 
@@ -201,14 +207,43 @@ export class ShardDelivery {
   #drained: (() => void) | undefined
   #stopping: Promise<void> | undefined
   /** The lease is known to be held until then (local clock): no send starts after it. */
-  validUntil: number
+  validUntil = 0
+  /** Aborted when the lease runs out unrenewed: the sends under way are cut (see {@link renewed}). */
+  #lease = new AbortController()
+  #watchdog: NodeJS.Timeout | undefined
   #readFailures = 0
 
-  constructor(bot: BotDelivery, shard: number, validUntil: number) {
+  /** `asked`: when the request that took the lease was sent (local clock). */
+  constructor(bot: BotDelivery, shard: number, asked: number) {
     this.#bot = bot
     this.shard = shard
     this.#stream = bot.keys.shards[shard] as string
-    this.validUntil = validUntil
+    this.renewed(asked)
+  }
+
+  /**
+   * The lease was taken or renewed by a request sent at `asked`. If it runs out before the next
+   * renewal (Redis out of reach), the sends under way are cut then: once it has run out another
+   * replica may take the shard and deliver the same chats, and a send of this one still going on
+   * would be a second update of a chat under way (or the same one twice at once).
+   */
+  renewed(asked: number): void {
+    const { leaseMs } = this.#bot.config
+    this.validUntil = asked + leaseMs - Math.min(LEASE_MARGIN_MAX_MS, leaseMs / 10)
+    if (this.#stopped) return
+    clearTimeout(this.#watchdog)
+    this.#watchdog = setTimeout(() => this.#lapse(), Math.max(0, this.validUntil - Date.now()))
+  }
+
+  #lapse(): void {
+    this.#watchdog = undefined
+    if (this.#stopped || this.#sending === 0) return
+    this.#bot.deps.logger.warn(
+      { bot: this.#bot.name, shard: this.shard, sending: this.#sending },
+      'queue lease ran out unrenewed: sends under way cut',
+    )
+    this.#lease.abort()
+    this.#lease = new AbortController()
   }
 
   get stopped(): boolean {
@@ -262,6 +297,7 @@ export class ShardDelivery {
     if (this.#stopping !== undefined) return this.#stopping
     this.#stopped = true
     clearTimeout(this.#timer)
+    clearTimeout(this.#watchdog)
     for (const timer of this.#retries) clearTimeout(timer)
     this.#retries.clear()
     for (const done of [...this.#pauses]) done()
@@ -365,7 +401,7 @@ export class ShardDelivery {
         await this.#bury(held, 'max_age')
         return
       }
-      if (!(await bot.admitRate(this))) {
+      if (!(await bot.admitRate(this)) || !this.valid) {
         held.state = 'ready' // the lease renewed, pump starts it again
         return
       }
@@ -380,8 +416,16 @@ export class ShardDelivery {
         target.sign === undefined
           ? headers
           : { ...headers, extra: target.sign(update.body, update.updateId, update.requestId) }
-      const attempt = attemptOf(await target.upstream.send(update.body, signed))
+      const cut = this.#lease.signal
+      const attempt = attemptOf(await target.upstream.send(update.body, signed, cut))
       const ms = Math.round((performance.now() - started) * 10) / 10
+      if (attempt.kind === 'failed' && cut.aborted) {
+        // Cut as the lease ran out: not the bot's failure. Sent again if the lease is renewed;
+        // else whoever takes the shard reads it from the pending list.
+        this.#log('warn', held, { ms }, 'queued delivery cut: the lease ran out')
+        held.state = 'ready'
+        return
+      }
       if (attempt.kind === 'delivered') {
         await this.#ack(held)
         this.#log('info', held, { status: attempt.status, ms }, 'queued update delivered')

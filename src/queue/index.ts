@@ -216,7 +216,7 @@ export class QueueService {
         const asked = Date.now()
         const lease = await redis.hold(bot.keys.leases[shard.shard] as string, this.me, bot.config.leaseMs)
         if (lease === 'renewed') {
-          shard.validUntil = asked + bot.config.leaseMs
+          shard.renewed(asked)
           shard.pump()
         } else if (lease === 'other') {
           this.#deps.logger.warn(
@@ -265,7 +265,7 @@ export class QueueService {
         await redis.release(bot.keys.leases[shard] as string, this.me)
         continue
       }
-      const delivery = new ShardDelivery(bot, shard, asked + bot.config.leaseMs)
+      const delivery = new ShardDelivery(bot, shard, asked)
       bot.shards.set(shard, delivery)
       held++
       this.#deps.logger.info({ bot: bot.name, shard, replicas: live }, 'queue shard taken')
