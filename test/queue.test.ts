@@ -492,6 +492,45 @@ describe.skipIf(!available)('queued delivery', () => {
     expect(log.mostAtOnce).toBe(1)
   })
 
+  it('keeps the lease of a shard still sending at shutdown, and gives back the others', async () => {
+    const log = new ChatLog()
+    upstream.respond = log.responder(8000)
+    const { gateway, prefix } = await start(`shards: 2, ${FAST}`) // shutdown_grace: 5s
+    await until(
+      () => gateway.lines.filter((l) => l.msg === 'queue shard taken').length === 2,
+      5000,
+      'both shards',
+    )
+    expect((await send(gateway, 28, 0, 28_000)).status).toBe(200) // chat 28: shard 0
+    await until(() => upstream.received.length === 1, 5000, 'the slow send')
+    expect(await gateway.stop('SIGTERM')).toBe(0)
+    // Still sending when the grace ran out (the process cut it as it exited): another replica
+    // takes the shard once the lease runs out, not while the bot may still be handling the update.
+    expect(await admin.exists(`${prefix}{bot}:queue:lease:0`)).toBe(1)
+    expect(await admin.exists(`${prefix}{bot}:queue:lease:1`)).toBe(0)
+  })
+
+  it('reports the dead letters from the holder of shard 0 only', async () => {
+    const { gateway: first, prefix } = await start(`shards: 2, ${FAST}`)
+    await until(
+      () => first.lines.filter((l) => l.msg === 'queue shard taken').length === 2,
+      5000,
+      'both shards',
+    )
+    const dead = `${prefix}{bot}:queue:dead`
+    const id = await admin.xadd(dead, '*', 'b', chatUpdate(32, 0, 32_000), 'why', 'max_age')
+    const deadLetters = async (gateway: RunningGateway) =>
+      /botgate_queue_dead_letters\{bot="bot"\} (\d+)/.exec(await gateway.metrics())?.[1]
+    await until(async () => (await deadLetters(first)) === '1', 5000, 'the dead letter reported')
+    // A second replica comes: the first lets one shard go (shard 0, the first of its list).
+    const { gateway: second } = await start(`shards: 2, ${FAST}`, { prefix })
+    await second.waitFor((l) => l.msg === 'queue shard taken' && l.shard === 0, 10_000)
+    await admin.xdel(dead, id as string)
+    await until(async () => (await deadLetters(second)) === '0', 5000, 'the new holder reporting')
+    await new Promise((resolve) => setTimeout(resolve, 1000)) // a tick of the first
+    expect(await deadLetters(first)).toBe('0')
+  })
+
   it("holds a chat's next update back while Redis refuses the ack of its last", async () => {
     const log = new ChatLog()
     const user = await aclUser()

@@ -225,19 +225,20 @@ export class ShardDelivery {
    * The lease was taken or renewed by a request sent at `asked`. If it runs out before the next
    * renewal (Redis out of reach), the sends under way are cut then: once it has run out another
    * replica may take the shard and deliver the same chats, and a send of this one still going on
-   * would be a second update of a chat under way (or the same one twice at once).
+   * would be a second update of a chat under way (or the same one twice at once). A shard let go
+   * keeps its lease renewed, and watched, until its last send is done.
    */
   renewed(asked: number): void {
     const { leaseMs } = this.#bot.config
     this.validUntil = asked + leaseMs - Math.min(LEASE_MARGIN_MAX_MS, leaseMs / 10)
-    if (this.#stopped) return
     clearTimeout(this.#watchdog)
+    if (this.#stopped && this.#sending === 0) return
     this.#watchdog = setTimeout(() => this.#lapse(), Math.max(0, this.validUntil - Date.now()))
   }
 
   #lapse(): void {
     this.#watchdog = undefined
-    if (this.#stopped || this.#sending === 0) return
+    if (this.#sending === 0) return
     this.#bot.deps.logger.warn(
       { bot: this.#bot.name, shard: this.shard, sending: this.#sending },
       'queue lease ran out unrenewed: sends under way cut',
@@ -248,6 +249,11 @@ export class ShardDelivery {
 
   get stopped(): boolean {
     return this.#stopped
+  }
+
+  /** Let go, and its last send done. */
+  get idle(): boolean {
+    return this.#stopped && this.#sending === 0
   }
 
   /** Held, and its lease known to be held now: a send may start. */
@@ -297,7 +303,7 @@ export class ShardDelivery {
     if (this.#stopping !== undefined) return this.#stopping
     this.#stopped = true
     clearTimeout(this.#timer)
-    clearTimeout(this.#watchdog)
+    if (this.#sending === 0) clearTimeout(this.#watchdog)
     for (const timer of this.#retries) clearTimeout(timer)
     this.#retries.clear()
     for (const done of [...this.#pauses]) done()
@@ -447,7 +453,10 @@ export class ShardDelivery {
       if (release) this.#busy.delete(key)
       bot.inflight--
       this.#sending--
-      if (this.#stopped && this.#sending === 0) this.#drained?.()
+      if (this.#stopped && this.#sending === 0) {
+        clearTimeout(this.#watchdog)
+        this.#drained?.()
+      }
       bot.pumpAll()
       if (this.#window.length < WINDOW / 2 && this.#timer === undefined) void this.#fill()
     }

@@ -63,12 +63,18 @@ export class QueueService {
   /**
    * Shards let go whose sends are still under way, by lease key: not taken again until they are
    * done (the lease may still be this replica's, and a new delivery of the shard would send their
-   * chats' updates again meanwhile, two at once).
+   * chats' updates again meanwhile, two at once). Their leases are renewed until then.
    */
-  readonly #draining = new Map<string, Promise<void>>()
+  readonly #draining = new Map<
+    string,
+    { readonly bot: BotDelivery; readonly shard: ShardDelivery; readonly done: Promise<void> }
+  >()
   #timer: NodeJS.Timeout | undefined
   #ticking = false
+  /** Shutting down: no shard is taken, the leases of those still sending are kept renewed. */
   #closing = false
+  /** Shut down: no more ticks. */
+  #closed = false
   #tickFailures = 0
 
   constructor(config: RedisStoreConfig, deps: QueueDeps) {
@@ -158,7 +164,7 @@ export class QueueService {
         // Until the connection is up (at start, after an outage), look again soon: the shards are
         // taken on the first tick that reaches Redis, not a whole tick later.
         const connected = this.#redis?.client.status === 'ready'
-        if (!this.#closing && this.#bots.size > 0) this.#schedule(connected ? this.#tickMs() : MIN_TICK_MS)
+        if (!this.#closed && this.#bots.size > 0) this.#schedule(connected ? this.#tickMs() : MIN_TICK_MS)
         else this.#timer = undefined
       })
     }, ms)
@@ -180,11 +186,16 @@ export class QueueService {
   }
 
   async #tick(): Promise<void> {
-    if (this.#ticking || this.#closing) return
+    if (this.#ticking || this.#closed) return
     this.#ticking = true
     const redis = this.#client()
     try {
       if (redis.client.status !== 'ready') return
+      if (this.#closing) {
+        // Sends still under way keep their shards' leases until they are done (see close()).
+        await this.#renew(redis)
+        return
+      }
       let longest = 0
       for (const bot of this.#bots.values()) longest = Math.max(longest, bot.config.leaseMs)
       const live = await redis.heartbeat(replicasKey(this.#config.prefix), this.me, longest)
@@ -232,6 +243,14 @@ export class QueueService {
           this.#letGo(bot, shard)
         }
       }
+    }
+    for (const [lease, { bot, shard }] of this.#draining) {
+      const asked = Date.now()
+      const answer = await redis.hold(lease, this.me, bot.config.leaseMs)
+      if (answer === 'other') continue // its watchdog has cut the sends already
+      shard.renewed(asked)
+      // Done meanwhile, and released just before this took the lease again: give it back.
+      if (answer === 'taken' && shard.idle) await redis.release(lease, this.me)
     }
   }
 
@@ -287,16 +306,16 @@ export class QueueService {
   #letGo(bot: BotDelivery, shard: ShardDelivery, release = true): void {
     bot.shards.delete(shard.shard)
     const lease = bot.keys.leases[shard.shard] as string
-    const drained: Promise<void> = shard
+    const done: Promise<void> = shard
       .stop()
       .then(async () => {
         if (release) await this.#redis?.release(lease, this.me)
       })
       .catch(() => {}) // the lease then runs out on its own
       .finally(() => {
-        if (this.#draining.get(lease) === drained) this.#draining.delete(lease)
+        if (this.#draining.get(lease)?.done === done) this.#draining.delete(lease)
       })
-    this.#draining.set(lease, drained)
+    this.#draining.set(lease, { bot, shard, done })
   }
 
   /** The gauges: held shards, their backlog and the dead letters. */
@@ -323,32 +342,29 @@ export class QueueService {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true
-    clearTimeout(this.#timer)
-    // Only the leases of shards whose sends are done go back: one still sending past the grace
-    // keeps its lease until it runs out, so no other replica sends that chat's next update while
-    // this one may still be delivering the last (the process exits, cutting it, after this).
-    const done: [BotDelivery, number][] = []
-    const stops: Promise<void>[] = [...this.#draining.values()]
+    // Each shard's lease goes back once its sends are done. Until then the ticks go on renewing
+    // it (a lease shorter than the grace would run out mid-send, and another replica send that
+    // chat's next update meanwhile); one still sending past the grace keeps its lease until it
+    // runs out, as the process exits and cuts the send.
     for (const bot of this.#bots.values())
-      for (const shard of bot.shards.values())
-        stops.push(shard.stop().then(() => void done.push([bot, shard.shard])))
+      for (const shard of [...bot.shards.values()]) this.#letGo(bot, shard)
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
-      Promise.all(stops),
+      Promise.all([...this.#draining.values()].map((draining) => draining.done)),
       new Promise((resolve) => {
         timer = setTimeout(resolve, graceMs)
       }),
     ])
     clearTimeout(timer)
+    this.#closed = true
+    clearTimeout(this.#timer)
     const redis = this.#redis
     if (redis === undefined) return
     try {
-      if (redis.client.status === 'ready') {
-        for (const [bot, shard] of done) await redis.release(bot.keys.leases[shard] as string, this.me)
+      if (redis.client.status === 'ready')
         await redis.leaveReplicas(replicasKey(this.#config.prefix), this.me)
-      }
     } catch {
-      // The leases run out on their own.
+      // It drops out of the live replicas on its own.
     }
     redis.client.disconnect()
   }
