@@ -392,6 +392,20 @@ describe.skipIf(!available)('queued delivery', () => {
     expect(await admin.xlen(dead)).toBe(1)
   })
 
+  it('waits a backoff longer than a timer holds instead of retrying at once', async () => {
+    upstream.respond = (_request, response) => {
+      response.writeHead(500)
+      response.end()
+    }
+    // 25 days: past the 24.8 days a Node.js timer keeps, which would fire it at once.
+    const { gateway } = await start('max_attempts: 3, retry_min: 25d, retry_max: 25d, poll: 50ms')
+    expect((await send(gateway, 33, 0, 33_000)).status).toBe(200)
+    await gateway.waitFor((l) => l.msg === 'queued delivery failed')
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(upstream.received).toHaveLength(1)
+    expect(gateway.lines.some((l) => l.msg === 'queued update moved to the dead letters')).toBe(false)
+  })
+
   it('delivers again after Redis lost the stream and its consumer group', async () => {
     const log = new ChatLog()
     upstream.respond = log.responder(0)
