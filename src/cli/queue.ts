@@ -19,14 +19,15 @@ export const help = `Usage: botgate queue list BOT [--limit N]
 For a bot with upstream.delivery: queued (docs/queue.md), in the Redis of the config's store:
   list     each shard's length, pending deliveries and oldest update, then the dead letters
            (id, update, type, chat, attempts, why, when), oldest first
-  replay   moves dead letters back into the bot's queue: delivered again, in their chat's order
-           among the updates queued after the replay
+  replay   moves dead letters back into the bot's queue: delivered again, after the updates of
+           their chat queued before the replay
   drop     deletes dead letters for good
+  A named id that is not a dead letter (any more) is reported, and the exit code is 1.
 
 Options:
   -c, --config FILE   the gateway config (default: $BOTGATE_CONFIG, else ./gateway.yaml)
   --limit N           dead letters listed (default: 50)
-  --all               every dead letter (replay, drop)
+  --all               every dead letter there is when the command starts (replay, drop)
 `
 
 const ACTIONS = ['list', 'replay', 'drop'] as const
@@ -34,6 +35,16 @@ type Action = (typeof ACTIONS)[number]
 
 /** Dead letters replayed or dropped per round with --all: bounded memory, whatever the count. */
 const PAGE = 500
+
+/** The largest part of a stream id: Redis's ids are two unsigned 64-bit numbers. */
+const MAX_ID_PART = 2n ** 64n - 1n
+
+function isStreamId(text: string): boolean {
+  const match = /^(\d{1,20})-(\d{1,20})$/.exec(text)
+  return (
+    match !== null && BigInt(match[1] as string) <= MAX_ID_PART && BigInt(match[2] as string) <= MAX_ID_PART
+  )
+}
 
 function age(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000))
@@ -55,10 +66,20 @@ export async function run(args: readonly string[]): Promise<number> {
   const limit = values.limit === undefined ? 50 : Number(values.limit)
   if (!Number.isSafeInteger(limit) || limit < 1)
     throw new UsageError('--limit must be a positive whole number')
-  if (action !== 'list' && ids.length === 0 && values.all !== true)
-    throw new UsageError(`name the dead letters by id (botgate queue list ${name} shows them), or give --all`)
-  if (action === 'list' && ids.length > 0) throw new UsageError(`unexpected: ${ids.join(' ')}`)
-  for (const id of ids) if (!/^\d+-\d+$/.test(id)) throw new UsageError(`not a dead letter id: ${id}`)
+  const all = values.all === true
+  if (action === 'list') {
+    if (ids.length > 0) throw new UsageError(`unexpected: ${ids.join(' ')}`)
+    if (all) throw new UsageError('--all is for replay and drop; list takes --limit')
+  } else {
+    if (ids.length === 0 && !all)
+      throw new UsageError(
+        `name the dead letters by id (botgate queue list ${name} shows them), or give --all`,
+      )
+    // Both would be a typo away from replaying or deleting every dead letter instead of a few.
+    if (ids.length > 0 && all) throw new UsageError('give either dead letter ids or --all, not both')
+    if (values.limit !== undefined) throw new UsageError('--limit is for list')
+  }
+  for (const id of ids) if (!isStreamId(id)) throw new UsageError(`not a dead letter id: ${id}`)
 
   const named = namedBot('queue', name, defaultConfigFile(values.config))
   if (typeof named === 'number') return named
@@ -75,9 +96,11 @@ export async function run(args: readonly string[]): Promise<number> {
   try {
     if (!(await whenReady(client, config.store.connectTimeoutMs)))
       throw new Error(`no connection within store.connect_timeout (${config.store.connectTimeoutMs} ms)`)
-    if (action === 'list') await list(redis, keys, limit)
-    else await change(redis, keys, action as 'replay' | 'drop', ids, values.all === true)
-    return 0
+    if (action === 'list') {
+      await list(redis, keys, limit)
+      return 0
+    }
+    return await change(redis, keys, action as 'replay' | 'drop', ids, all)
   } catch (error) {
     // The error's name and message: ioredis's say what failed (a refused connection), never the password.
     fail('queue', `Redis: ${(error as Error).message}`)
@@ -109,29 +132,37 @@ async function list(redis: QueueRedis, keys: QueueKeys, limit: number): Promise<
   process.stdout.write(`${out.join('\n')}\n`)
 }
 
+/** Replays or drops dead letters: the exit code (1 when a named one is not there). */
 async function change(
   redis: QueueRedis,
   keys: QueueKeys,
   action: 'replay' | 'drop',
   ids: readonly string[],
   all: boolean,
-): Promise<void> {
+): Promise<number> {
   let done = 0
-  let missing = 0
+  const missing: string[] = []
   const apply = async (id: string) => {
     const found =
       action === 'replay' ? (await redis.replay(keys, id)) !== undefined : await redis.drop(keys, id)
     if (found) done++
-    else missing++
+    else missing.push(id)
   }
   if (all) {
+    // The dead letters there are now, not those that die meanwhile: a replayed update the bot
+    // fails again at once comes back as a new dead letter, and would be replayed again and again.
+    const last = await redis.lastDead(keys)
     // Page by page from the oldest; each page leaves the dead letters, so the next starts anew.
-    for (let round = 0; round < 100_000; round++) {
-      const page = await redis.deadLetters(keys, PAGE)
+    for (let round = 0; last !== undefined && round < 100_000; round++) {
+      const page = await redis.deadLetters(keys, PAGE, last)
       if (page.length === 0) break
       for (const letter of page) await apply(letter.id)
     }
   } else for (const id of ids) await apply(id)
   const verb = action === 'replay' ? 'replayed' : 'dropped'
-  process.stdout.write(`${verb} ${done}${missing > 0 ? `; ${missing} not found` : ''}\n`)
+  process.stdout.write(`${verb} ${done}\n`)
+  // With --all, one gone meanwhile (another operator's drop) is no error.
+  if (all || missing.length === 0) return 0
+  fail('queue', `no dead letter ${missing.join(', ')} (botgate queue list shows them)`)
+  return 1
 }

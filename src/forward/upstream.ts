@@ -143,8 +143,12 @@ export class Upstream {
     this.#headers = headers
   }
 
-  /** Posts `body` unchanged. Never rejects: every failure is an {@link UpstreamResult}. */
-  send(body: Buffer, forward: ForwardHeaders): Promise<UpstreamResult> {
+  /**
+   * Posts `body` unchanged. Never rejects: every failure is an {@link UpstreamResult}. `cut`, when
+   * given, ends the forward early as a timeout (queued delivery: the shard's lease ran out, so
+   * another replica may deliver the chat's updates now and this send must not go on meanwhile).
+   */
+  send(body: Buffer, forward: ForwardHeaders, cut?: AbortSignal): Promise<UpstreamResult> {
     const headers = [
       ...this.#headers,
       'x-forwarded-for',
@@ -158,6 +162,7 @@ export class Upstream {
     return new Promise((resolve) => {
       const handler = new AnswerHandler(resolve)
       handler.deadline = setTimeout(() => handler.expire(), this.#timeoutMs)
+      if (cut !== undefined) handler.cutBy(cut)
       this.#pool.dispatch({ path: this.#path, method: 'POST', headers, body }, handler)
     })
   }
@@ -174,9 +179,22 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   #keep = false
   #chunks: Buffer[] = []
   #size = 0
+  /** Only queued deliveries give a signal: direct forwards allocate no listener. */
+  #cut: { readonly signal: AbortSignal; readonly listener: () => void } | undefined
 
   constructor(resolve: (result: UpstreamResult) => void) {
     this.#resolve = resolve
+  }
+
+  /** `signal` ends the forward as its deadline would; the listener goes once the forward settles. */
+  cutBy(signal: AbortSignal): void {
+    if (signal.aborted) {
+      this.expire()
+      return
+    }
+    const listener = () => this.expire()
+    this.#cut = { signal, listener }
+    signal.addEventListener('abort', listener, { once: true })
   }
 
   #settle(result: UpstreamResult): void {
@@ -184,6 +202,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (resolve === undefined) return
     this.#resolve = undefined
     clearTimeout(this.deadline)
+    this.#cut?.signal.removeEventListener('abort', this.#cut.listener)
     resolve(result)
   }
 

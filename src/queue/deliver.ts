@@ -27,6 +27,23 @@ import { orderKey, type QueuedUpdate, type QueueKeys, type QueueRedis } from './
 /** Entries a shard's delivery holds in memory at most: the window it picks chats' next updates from. */
 export const WINDOW = 500
 
+/** The longest wait between two tries of an ack or a burial that Redis did not take. */
+const PERSIST_WAIT_MAX_MS = 5000
+
+/**
+ * A lease is taken to end this much before Redis lets it go (a tenth of it, at most 1 s): the
+ * local clock measures it from before the request, Redis from when it ran it, and clocks drift.
+ */
+const LEASE_MARGIN_MAX_MS = 1000
+
+/** Tries of one ack or burial before the shard gives up on it (some 5.8 days at 5 s apart). */
+const PERSIST_ROUNDS = 100_000
+
+/** Redis lost the consumer group (a restart without persistence, the stream deleted or evicted). */
+function isNoGroup(error: unknown): boolean {
+  return String((error as Error).message).startsWith('NOGROUP')
+}
+
 /** What a bot's delivery uses of its current compiled pipeline; a reload hands it a new one. */
 export interface DeliveryTarget {
   readonly upstream: Upstream
@@ -150,8 +167,9 @@ export class BotDelivery {
     const spec = this.config.rate
     if (spec === undefined) return true
     const keys: LimitKey[] = [{ spec, key: 'queue:rate', replyKey: undefined }]
-    // Bounded: each round either passes, or waits the time the GCRA says, while the shard is held.
-    for (let round = 0; round < 10_000 && !shard.stopped; round++) {
+    // Bounded: each round either passes, or waits the time the GCRA says, while the shard is held
+    // (a lease that ran out meanwhile ends the wait: no send starts on a lease not known to be held).
+    for (let round = 0; round < 10_000 && shard.valid; round++) {
       let waitMs: number
       try {
         const outcome = await this.deps.store.limit(this.name, keys)
@@ -160,7 +178,7 @@ export class BotDelivery {
       } catch {
         waitMs = 1000 // the store cannot answer: hold deliveries back rather than exceed the rate
       }
-      await new Promise((resolve) => setTimeout(resolve, waitMs))
+      await shard.pause(waitMs)
     }
     return false
   }
@@ -182,22 +200,79 @@ export class ShardDelivery {
   #timer: NodeJS.Timeout | undefined
   /** Retry timers, cleared when the shard is let go. */
   readonly #retries = new Set<NodeJS.Timeout>()
+  /** Pauses under way ({@link pause}): ended at once when the shard is let go. */
+  readonly #pauses = new Set<() => void>()
   #sending = 0
   #stopped = false
   #drained: (() => void) | undefined
+  #stopping: Promise<void> | undefined
   /** The lease is known to be held until then (local clock): no send starts after it. */
-  validUntil: number
+  validUntil = 0
+  /** Aborted when the lease runs out unrenewed: the sends under way are cut (see {@link renewed}). */
+  #lease = new AbortController()
+  #watchdog: NodeJS.Timeout | undefined
   #readFailures = 0
 
-  constructor(bot: BotDelivery, shard: number, validUntil: number) {
+  /** `asked`: when the request that took the lease was sent (local clock). */
+  constructor(bot: BotDelivery, shard: number, asked: number) {
     this.#bot = bot
     this.shard = shard
     this.#stream = bot.keys.shards[shard] as string
-    this.validUntil = validUntil
+    this.renewed(asked)
+  }
+
+  /**
+   * The lease was taken or renewed by a request sent at `asked`. If it runs out before the next
+   * renewal (Redis out of reach), the sends under way are cut then: once it has run out another
+   * replica may take the shard and deliver the same chats, and a send of this one still going on
+   * would be a second update of a chat under way (or the same one twice at once). A shard let go
+   * keeps its lease renewed, and watched, until its last send is done.
+   */
+  renewed(asked: number): void {
+    const { leaseMs } = this.#bot.config
+    this.validUntil = asked + leaseMs - Math.min(LEASE_MARGIN_MAX_MS, leaseMs / 10)
+    clearTimeout(this.#watchdog)
+    if (this.#stopped && this.#sending === 0) return
+    this.#watchdog = setTimeout(() => this.#lapse(), Math.max(0, this.validUntil - Date.now()))
+  }
+
+  #lapse(): void {
+    this.#watchdog = undefined
+    if (this.#sending === 0) return
+    this.#bot.deps.logger.warn(
+      { bot: this.#bot.name, shard: this.shard, sending: this.#sending },
+      'queue lease ran out unrenewed: sends under way cut',
+    )
+    this.#lease.abort()
+    this.#lease = new AbortController()
   }
 
   get stopped(): boolean {
     return this.#stopped
+  }
+
+  /** Let go, and its last send done. */
+  get idle(): boolean {
+    return this.#stopped && this.#sending === 0
+  }
+
+  /** Held, and its lease known to be held now: a send may start. */
+  get valid(): boolean {
+    return !this.#stopped && Date.now() < this.validUntil
+  }
+
+  /** Waits `ms`, or less if the shard is let go meanwhile. */
+  pause(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#pauses.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#pauses.add(done)
+    })
   }
 
   /** Updates in the window (waiting, sending or due for a retry). */
@@ -223,16 +298,22 @@ export class ShardDelivery {
     void this.#fill()
   }
 
-  /** Stops reading and sending; resolves once the sends under way are done. */
+  /** Stops reading and sending; resolves once the sends under way are done (the same promise each call). */
   stop(): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping
     this.#stopped = true
     clearTimeout(this.#timer)
+    if (this.#sending === 0) clearTimeout(this.#watchdog)
     for (const timer of this.#retries) clearTimeout(timer)
     this.#retries.clear()
-    if (this.#sending === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.#drained = resolve
-    })
+    for (const done of [...this.#pauses]) done()
+    this.#stopping =
+      this.#sending === 0
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#drained = resolve
+          })
+    return this.#stopping
   }
 
   #schedule(ms: number): void {
@@ -272,6 +353,15 @@ export class ShardDelivery {
         }
       this.#readFailures = 0
     } catch (error) {
+      // A read that failed may still have run (its answer lost): what it took is in this consumer's
+      // pending list and nowhere else. Read that list again; what the window lacks of it is newer
+      // than all the window holds, so it goes behind, in stream order.
+      this.#cursor = '0'
+      if (isNoGroup(error)) {
+        // Redis lost the stream's group: made again, the stream is read from its start.
+        await redis.ensureGroup(this.#stream).catch(() => {})
+        logger.warn({ bot: this.#bot.name, shard: this.shard }, 'queue consumer group made again')
+      }
       if (this.#readFailures++ === 0)
         logger.warn(
           {
@@ -294,7 +384,7 @@ export class ShardDelivery {
 
   /** Starts the sends the window, the chats' order, max_inflight and the lease allow. */
   pump(): void {
-    if (this.#stopped || Date.now() >= this.validUntil) return
+    if (!this.valid) return
     for (const held of this.#window) {
       if (!this.#bot.hasRoom) return
       if (held.state !== 'ready') continue
@@ -317,8 +407,8 @@ export class ShardDelivery {
         await this.#bury(held, 'max_age')
         return
       }
-      if (!(await bot.admitRate(this))) {
-        held.state = 'ready'
+      if (!(await bot.admitRate(this)) || !this.valid) {
+        held.state = 'ready' // the lease renewed, pump starts it again
         return
       }
       const started = performance.now()
@@ -332,8 +422,16 @@ export class ShardDelivery {
         target.sign === undefined
           ? headers
           : { ...headers, extra: target.sign(update.body, update.updateId, update.requestId) }
-      const attempt = attemptOf(await target.upstream.send(update.body, signed))
+      const cut = this.#lease.signal
+      const attempt = attemptOf(await target.upstream.send(update.body, signed, cut))
       const ms = Math.round((performance.now() - started) * 10) / 10
+      if (attempt.kind === 'failed' && cut.aborted) {
+        // Cut as the lease ran out: not the bot's failure. Sent again if the lease is renewed;
+        // else whoever takes the shard reads it from the pending list.
+        this.#log('warn', held, { ms }, 'queued delivery cut: the lease ran out')
+        held.state = 'ready'
+        return
+      }
       if (attempt.kind === 'delivered') {
         await this.#ack(held)
         this.#log('info', held, { status: attempt.status, ms }, 'queued update delivered')
@@ -344,16 +442,21 @@ export class ShardDelivery {
       }
       release = !(await this.#failed(held, attempt, ms))
     } catch (error) {
-      // Not the upstream's outcome (that is an Attempt): Redis could not take the ack or the
-      // burial. The update stays pending for this consumer: the pending list is read again.
+      // Not the upstream's outcome (that is an Attempt): Redis did not take the ack or the burial
+      // before the shard was let go (or in PERSIST_ROUNDS tries). The update stays pending: the
+      // next holder of the shard reads it first, before its chat's later updates. Until then its
+      // chat stays held here, so none of them goes ahead of it.
+      release = this.#stopped
       this.#log('warn', held, { error: (error as Error).name }, 'queued update left pending')
       this.#drop(held)
-      this.#cursor = '0'
     } finally {
       if (release) this.#busy.delete(key)
       bot.inflight--
       this.#sending--
-      if (this.#stopped && this.#sending === 0) this.#drained?.()
+      if (this.#stopped && this.#sending === 0) {
+        clearTimeout(this.#watchdog)
+        this.#drained?.()
+      }
       bot.pumpAll()
       if (this.#window.length < WINDOW / 2 && this.#timer === undefined) void this.#fill()
     }
@@ -392,25 +495,41 @@ export class ShardDelivery {
     return true
   }
 
+  /**
+   * A write that must land before the chat's next update may go (the ack of a delivered update,
+   * a burial): tried again, waiting 100 ms doubling up to 5 s, while the shard is held. The
+   * chat stays held meanwhile: letting its next update go first would put this one behind it
+   * (a delivered one delivered again after its successor). Throws once the shard is let go.
+   */
+  async #persist(write: () => Promise<void>): Promise<void> {
+    for (let round = 0; ; round++) {
+      try {
+        await write()
+        return
+      } catch (error) {
+        if (this.#stopped || round >= PERSIST_ROUNDS) throw error
+        if (round === 0)
+          this.#bot.deps.logger.warn(
+            { bot: this.#bot.name, shard: this.shard, error: (error as Error).name },
+            'queue write failed; its chat waits until Redis takes it',
+          )
+      }
+      await this.pause(Math.min(PERSIST_WAIT_MAX_MS, 100 * 2 ** Math.min(round, 6)))
+    }
+  }
+
   async #ack(held: Held): Promise<void> {
     const bot = this.#bot
-    // Delivered, so the ack is worth a few tries: without it the update would be delivered again.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await bot.deps.redis.ack(bot.keys, this.shard, held.update.id)
-        break
-      } catch (error) {
-        if (attempt >= 4) throw error
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
-      }
-    }
+    await this.#persist(() => bot.deps.redis.ack(bot.keys, this.shard, held.update.id))
     this.#drop(held)
   }
 
   async #bury(held: Held, why: string): Promise<void> {
     const bot = this.#bot
     const { deps, config } = bot
-    await deps.redis.bury(bot.keys, this.shard, held.update, why, held.attempts, config.deadMaxLen)
+    await this.#persist(() =>
+      deps.redis.bury(bot.keys, this.shard, held.update, why, held.attempts, config.deadMaxLen),
+    )
     this.#drop(held)
     deps.metrics.delivery(bot.name, 'dead')
     deps.onDead(bot.name)

@@ -60,9 +60,21 @@ export class QueueService {
   #redis: QueueRedis | undefined
   readonly #bots = new Map<string, BotDelivery>()
   readonly #admissions = new Map<string, { readonly config: QueueConfig; readonly admission: Admission }>()
+  /**
+   * Shards let go whose sends are still under way, by lease key: not taken again until they are
+   * done (the lease may still be this replica's, and a new delivery of the shard would send their
+   * chats' updates again meanwhile, two at once). Their leases are renewed until then.
+   */
+  readonly #draining = new Map<
+    string,
+    { readonly bot: BotDelivery; readonly shard: ShardDelivery; readonly done: Promise<void> }
+  >()
   #timer: NodeJS.Timeout | undefined
   #ticking = false
+  /** Shutting down: no shard is taken, the leases of those still sending are kept renewed. */
   #closing = false
+  /** Shut down: no more ticks. */
+  #closed = false
   #tickFailures = 0
 
   constructor(config: RedisStoreConfig, deps: QueueDeps) {
@@ -105,6 +117,9 @@ export class QueueService {
       this.#bots.delete(name)
       this.#admissions.delete(name)
       for (const shard of delivery.shards.values()) this.#letGo(delivery, shard)
+      this.#metrics.held(name, 0)
+      this.#metrics.backlog(name, 0, 0)
+      this.#metrics.dead(name, 0)
     }
     for (const bot of bots) {
       const known = this.#bots.get(bot.name)
@@ -149,7 +164,7 @@ export class QueueService {
         // Until the connection is up (at start, after an outage), look again soon: the shards are
         // taken on the first tick that reaches Redis, not a whole tick later.
         const connected = this.#redis?.client.status === 'ready'
-        if (!this.#closing && this.#bots.size > 0) this.#schedule(connected ? this.#tickMs() : MIN_TICK_MS)
+        if (!this.#closed && this.#bots.size > 0) this.#schedule(connected ? this.#tickMs() : MIN_TICK_MS)
         else this.#timer = undefined
       })
     }, ms)
@@ -171,11 +186,16 @@ export class QueueService {
   }
 
   async #tick(): Promise<void> {
-    if (this.#ticking || this.#closing) return
+    if (this.#ticking || this.#closed) return
     this.#ticking = true
     const redis = this.#client()
     try {
       if (redis.client.status !== 'ready') return
+      if (this.#closing) {
+        // Sends still under way keep their shards' leases until they are done (see close()).
+        await this.#renew(redis)
+        return
+      }
       let longest = 0
       for (const bot of this.#bots.values()) longest = Math.max(longest, bot.config.leaseMs)
       const live = await redis.heartbeat(replicasKey(this.#config.prefix), this.me, longest)
@@ -194,23 +214,43 @@ export class QueueService {
     }
   }
 
-  /** Renews every held lease; a shard whose lease another replica has now is let go at once. */
+  /**
+   * Renews every held lease. A shard whose lease another replica has now is let go at once; one
+   * whose lease had lapsed (found free: it ran out while Redis could not be reached, or Redis lost
+   * it) is let go too and taken afresh: meanwhile another replica may have taken it, claimed what
+   * this one had read and died, so what this one holds of it may be stale and what it should
+   * deliver may sit in another consumer's pending list.
+   */
   async #renew(redis: QueueRedis): Promise<void> {
     for (const bot of this.#bots.values()) {
       for (const shard of [...bot.shards.values()]) {
         const asked = Date.now()
-        if (await redis.hold(bot.keys.leases[shard.shard] as string, this.me, bot.config.leaseMs)) {
-          shard.validUntil = asked + bot.config.leaseMs
+        const lease = await redis.hold(bot.keys.leases[shard.shard] as string, this.me, bot.config.leaseMs)
+        if (lease === 'renewed') {
+          shard.renewed(asked)
           shard.pump()
-        } else {
+        } else if (lease === 'other') {
           this.#deps.logger.warn(
             { bot: bot.name, shard: shard.shard },
             'queue shard taken by another replica',
           )
-          bot.shards.delete(shard.shard)
-          void shard.stop()
+          this.#letGo(bot, shard, false)
+        } else {
+          this.#deps.logger.warn(
+            { bot: bot.name, shard: shard.shard },
+            'queue shard lease had lapsed; taking the shard afresh',
+          )
+          this.#letGo(bot, shard)
         }
       }
+    }
+    for (const [lease, { bot, shard }] of this.#draining) {
+      const asked = Date.now()
+      const answer = await redis.hold(lease, this.me, bot.config.leaseMs)
+      if (answer === 'other') continue // its watchdog has cut the sends already
+      shard.renewed(asked)
+      // Done meanwhile, and released just before this took the lease again: give it back.
+      if (answer === 'taken' && shard.idle) await redis.release(lease, this.me)
     }
   }
 
@@ -233,12 +273,18 @@ export class QueueService {
     }
     // Replicas start at different points of the list, so they do not all try the same shards first.
     const offset = units.length === 0 ? 0 : Number.parseInt(this.me.slice(-8), 16) % units.length
-    for (let i = 0; i < units.length && held < fair; i++) {
+    for (let i = 0; i < units.length && held < fair && !this.#closing; i++) {
       const [bot, shard] = units[(i + offset) % units.length] as [BotDelivery, number]
-      if (bot.shards.has(shard)) continue
+      if (bot.shards.has(shard) || this.#draining.has(bot.keys.leases[shard] as string)) continue
       const asked = Date.now()
-      if (!(await redis.hold(bot.keys.leases[shard] as string, this.me, bot.config.leaseMs))) continue
-      const delivery = new ShardDelivery(bot, shard, asked + bot.config.leaseMs)
+      if ((await redis.hold(bot.keys.leases[shard] as string, this.me, bot.config.leaseMs)) === 'other')
+        continue
+      if (this.#closing || this.#bots.get(bot.name) !== bot) {
+        // Shut down or reloaded while Redis answered: not taken after all.
+        await redis.release(bot.keys.leases[shard] as string, this.me)
+        continue
+      }
+      const delivery = new ShardDelivery(bot, shard, asked)
       bot.shards.set(shard, delivery)
       held++
       this.#deps.logger.info({ bot: bot.name, shard, replicas: live }, 'queue shard taken')
@@ -253,14 +299,23 @@ export class QueueService {
     }
   }
 
-  /** Stops a shard's delivery and releases its lease once its sends are done. */
-  #letGo(bot: BotDelivery, shard: ShardDelivery): void {
+  /**
+   * Stops a shard's delivery and, once its sends are done, releases its lease (unless another
+   * replica has it). Until then the shard is draining: not taken again here.
+   */
+  #letGo(bot: BotDelivery, shard: ShardDelivery, release = true): void {
     bot.shards.delete(shard.shard)
     const lease = bot.keys.leases[shard.shard] as string
-    void shard
+    const done: Promise<void> = shard
       .stop()
-      .then(() => this.#redis?.release(lease, this.me))
+      .then(async () => {
+        if (release) await this.#redis?.release(lease, this.me)
+      })
       .catch(() => {}) // the lease then runs out on its own
+      .finally(() => {
+        if (this.#draining.get(lease)?.done === done) this.#draining.delete(lease)
+      })
+    this.#draining.set(lease, { bot, shard, done })
   }
 
   /** The gauges: held shards, their backlog and the dead letters. */
@@ -276,7 +331,8 @@ export class QueueService {
       }
       this.#metrics.held(bot.name, bot.shards.size)
       this.#metrics.backlog(bot.name, length, oldest === undefined ? 0 : Math.max(0, now - oldest))
-      if (bot.shards.has(0)) this.#metrics.dead(bot.name, await redis.deadCount(bot.keys))
+      // One replica reports them: the others say 0, so neither max nor sum counts a stale value.
+      this.#metrics.dead(bot.name, bot.shards.has(0) ? await redis.deadCount(bot.keys) : 0)
     }
   }
 
@@ -286,28 +342,29 @@ export class QueueService {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true
-    clearTimeout(this.#timer)
-    const stops: Promise<void>[] = []
-    for (const bot of this.#bots.values()) for (const shard of bot.shards.values()) stops.push(shard.stop())
+    // Each shard's lease goes back once its sends are done. Until then the ticks go on renewing
+    // it (a lease shorter than the grace would run out mid-send, and another replica send that
+    // chat's next update meanwhile); one still sending past the grace keeps its lease until it
+    // runs out, as the process exits and cuts the send.
+    for (const bot of this.#bots.values())
+      for (const shard of [...bot.shards.values()]) this.#letGo(bot, shard)
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
-      Promise.all(stops),
+      Promise.all([...this.#draining.values()].map((draining) => draining.done)),
       new Promise((resolve) => {
         timer = setTimeout(resolve, graceMs)
       }),
     ])
     clearTimeout(timer)
+    this.#closed = true
+    clearTimeout(this.#timer)
     const redis = this.#redis
     if (redis === undefined) return
     try {
-      if (redis.client.status === 'ready') {
-        for (const bot of this.#bots.values())
-          for (const shard of bot.shards.keys())
-            await redis.release(bot.keys.leases[shard] as string, this.me)
+      if (redis.client.status === 'ready')
         await redis.leaveReplicas(replicasKey(this.#config.prefix), this.me)
-      }
     } catch {
-      // The leases run out on their own.
+      // It drops out of the live replicas on its own.
     }
     redis.client.disconnect()
   }

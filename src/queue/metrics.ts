@@ -6,7 +6,7 @@
  * - `botgate_queue_length{bot}`: updates waiting in the shards this replica holds.
  * - `botgate_queue_oldest_seconds{bot}`: age of the oldest of them.
  * - `botgate_queue_shards_held{bot}`: shards this replica delivers.
- * - `botgate_queue_dead_letters{bot}`: dead letters kept (reported by the holder of shard 0).
+ * - `botgate_queue_dead_letters{bot}`: dead letters kept (reported by the holder of shard 0; 0 elsewhere).
  * - `botgate_queue_deliveries_total{bot,outcome}`: delivered, retried (a failed attempt that will be
  *   tried again), dead (moved to the dead letters).
  * - `botgate_queue_delivery_seconds{bot}`: from taking an update in to its delivery.

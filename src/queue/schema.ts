@@ -106,6 +106,17 @@ export interface QueueConfig {
   readonly deadMaxLen: number
 }
 
+/**
+ * The longest wait a Node.js timer keeps (2^31 - 1 ms, some 24.8 days): a longer one fires at
+ * once (a TimeoutOverflowWarning), which would turn a long backoff or poll into a tight loop.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A duration the delivery waits with a timer: at most {@link MAX_TIMER_MS}. */
+function timerDuration(text: string): number {
+  return Math.min(MAX_TIMER_MS, parseDuration(text))
+}
+
 /** The section with its defaults. */
 export function compileQueue(raw: Partial<QueueSection> | undefined): QueueConfig {
   const section = raw ?? {}
@@ -119,12 +130,12 @@ export function compileQueue(raw: Partial<QueueSection> | undefined): QueueConfi
     maxLen: section.max_len ?? 100_000,
     maxAgeMs: parseDuration(section.max_age ?? '24h'),
     maxAttempts: section.max_attempts ?? 100,
-    retryMinMs: parseDuration(section.retry_min ?? '1s'),
-    retryMaxMs: parseDuration(section.retry_max ?? '1m'),
+    retryMinMs: timerDuration(section.retry_min ?? '1s'),
+    retryMaxMs: timerDuration(section.retry_max ?? '1m'),
     maxInflight: section.max_inflight ?? 10,
     rate,
-    leaseMs: parseDuration(section.lease ?? '15s'),
-    pollMs: parseDuration(section.poll ?? '100ms'),
+    leaseMs: timerDuration(section.lease ?? '15s'),
+    pollMs: timerDuration(section.poll ?? '100ms'),
     deadMaxLen: section.dead_max_len ?? 10_000,
   }
 }

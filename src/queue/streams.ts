@@ -91,9 +91,12 @@ if total >= tonumber(ARGV[2]) then return false end
 return redis.call('XADD', KEYS[tonumber(ARGV[1])], '*', unpack(ARGV, 3))
 `
 
-/** KEYS stream, attempts; ARGV group, id: delivered. */
+/**
+ * KEYS stream, attempts; ARGV group, id: delivered. The XACK may fail (NOGROUP: Redis lost the
+ * group, so nothing is pending in it); the entry is deleted all the same.
+ */
 const ACK = `
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
 return 1
@@ -101,17 +104,23 @@ return 1
 
 /**
  * KEYS stream, attempts, dead; ARGV group, id, max dead, then the dead letter's fields: moves an
- * entry to the dead letters (its fields as read, with why and when).
+ * entry to the dead letters (its fields as read, with why and when). The XADD comes first: a
+ * script that fails half way keeps what it did, and a dead letter written twice (the burial tried
+ * again) is better than an update deleted and not written.
  */
 const BURY = `
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
 return 1
 `
 
-/** KEYS lease; ARGV me, ttl ms: 1 when the lease is (still) ours, 0 when another replica has it. */
+/**
+ * KEYS lease; ARGV me, ttl ms: 1 when the lease was ours and is renewed, 2 when it was free and is
+ * ours now, 0 when another replica has it. A holder told 2 lost the lease meanwhile (it lapsed, or
+ * Redis lost it): another replica may have delivered, claimed or read the shard in between.
+ */
 const HOLD = `
 local owner = redis.call('GET', KEYS[1])
 if owner == ARGV[1] then
@@ -120,7 +129,7 @@ if owner == ARGV[1] then
 end
 if owner then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return 2
 `
 
 /** KEYS lease; ARGV me: lets the shard go, if it is still ours. */
@@ -409,9 +418,13 @@ export class QueueRedis {
     )
   }
 
-  /** Takes or keeps a shard's lease: whether this replica holds it now. */
-  async hold(lease: string, me: string, ttlMs: number): Promise<boolean> {
-    return (await this.#client.botgateHold(lease, me, ttlMs)) === 1
+  /**
+   * Takes or keeps a shard's lease: `renewed` (it was this replica's), `taken` (it was free, it is
+   * this replica's now) or `other` (another replica has it).
+   */
+  async hold(lease: string, me: string, ttlMs: number): Promise<'renewed' | 'taken' | 'other'> {
+    const answer = await this.#client.botgateHold(lease, me, ttlMs)
+    return answer === 1 ? 'renewed' : answer === 2 ? 'taken' : 'other'
   }
 
   async release(lease: string, me: string): Promise<void> {
@@ -454,15 +467,21 @@ export class QueueRedis {
     }
   }
 
-  /** The dead letters, oldest first, at most `limit`. */
-  async deadLetters(keys: QueueKeys, limit: number): Promise<DeadLetter[]> {
-    const entries = (await this.#client.xrangeBuffer(keys.dead, '-', '+', 'COUNT', limit)) as RawEntries
+  /** The dead letters, oldest first, at most `limit`, up to the id `last` (inclusive). */
+  async deadLetters(keys: QueueKeys, limit: number, last = '+'): Promise<DeadLetter[]> {
+    const entries = (await this.#client.xrangeBuffer(keys.dead, '-', last, 'COUNT', limit)) as RawEntries
     const letters: DeadLetter[] = []
     for (const [rawId, rawFields] of entries) {
       const fields = fieldMap(rawFields)
       if (fields !== undefined) letters.push(deadOf(rawId.toString('latin1'), fields))
     }
     return letters
+  }
+
+  /** The id of the newest dead letter; undefined when there is none. */
+  async lastDead(keys: QueueKeys): Promise<string | undefined> {
+    const newest = await this.#client.xrevrange(keys.dead, '+', '-', 'COUNT', 1)
+    return newest[0]?.[0]
   }
 
   deadCount(keys: QueueKeys): Promise<number> {
