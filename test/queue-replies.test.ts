@@ -36,7 +36,9 @@ describe.skipIf(!available)('webhook answers of queued updates', () => {
     upstream = await TestUpstream.start()
     upstream.respond = (request, response) => {
       const update = JSON.parse(request.body.toString('utf8')) as { message: { chat: { id: number } } }
-      const answer = JSON.stringify({ method: 'sendMessage', chat_id: update.message.chat.id, text: 'echo' })
+      // Chat 5151 gets an answer over the 1 MiB an answer may have: delivered, its reply withheld.
+      const text = update.message.chat.id === 5151 ? 'x'.repeat(1_100_000) : 'echo'
+      const answer = JSON.stringify({ method: 'sendMessage', chat_id: update.message.chat.id, text })
       response.writeHead(200, { 'content-type': 'application/json' }).end(answer)
     }
     admin = client(SHARED_REDIS_URL)
@@ -76,5 +78,18 @@ egress: { listen: 127.0.0.1:0, api_base: "${api.url}" }`,
     const line = await gateway.waitFor((l) => l.msg === 'egress call' && l.via === 'reply')
     expect(line).toMatchObject({ bot: 'bot', method: 'sendMessage', status: 200, chat_id: '5150' })
     expect(gateway.stdout + gateway.stderr).not.toContain(TOKEN)
+  })
+
+  it('delivers an update whose answer is over 1 MiB, and says its reply was withheld', async () => {
+    const update = messageUpdate({ chat: { id: 5151, type: 'private', first_name: 'Ann' } })
+    const accepted = await post(`${gateway.webhook}${PATH}`, JSON.stringify(update), telegramHeaders(SECRET))
+    expect(accepted.status).toBe(200)
+    const line = await gateway.waitFor((l) => l.msg === 'webhook reply of a queued update dropped')
+    expect(line).toMatchObject({ bot: 'bot', update_id: update.update_id, reason: 'answer_too_large' })
+    const delivered = await gateway.waitFor(
+      (l) => l.msg === 'queued update delivered' && l.update_id === update.update_id,
+    )
+    expect(delivered).toMatchObject({ status: 200, attempts: 0 })
+    expect(api.calls.filter((call) => (call.params as { chat_id?: number }).chat_id === 5151)).toEqual([])
   })
 })

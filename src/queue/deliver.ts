@@ -80,6 +80,8 @@ type Attempt =
       readonly status: number
       readonly reply: Buffer | undefined
       readonly type: string | undefined
+      /** The answer was over the upstream's answer limit: its reply is withheld (logged). */
+      readonly oversized?: true
     }
   | {
       readonly kind: 'failed'
@@ -96,7 +98,7 @@ function attemptOf(result: UpstreamResult): Attempt {
       return { kind: 'failed', reason: 'upstream_unreachable', status: undefined, retryAfterMs: undefined }
     case 'too_large':
       // Delivered: the bot has the update; its answer was too large to execute.
-      return { kind: 'delivered', status: result.status, reply: undefined, type: undefined }
+      return { kind: 'delivered', status: result.status, reply: undefined, type: undefined, oversized: true }
     case 'answer': {
       const { status } = result
       if (status >= 200 && status < 300)
@@ -437,6 +439,8 @@ export class ShardDelivery {
         this.#log('info', held, { status: attempt.status, ms }, 'queued update delivered')
         bot.deps.metrics.delivery(bot.name, 'delivered')
         bot.deps.metrics.latency(bot.name, Date.now() - update.receivedAt)
+        if (attempt.oversized)
+          this.#log('warn', held, { reason: 'answer_too_large' }, 'webhook reply of a queued update dropped')
         if (attempt.reply !== undefined) await this.#reply(held, attempt.type, attempt.reply)
         return
       }
