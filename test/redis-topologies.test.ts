@@ -173,6 +173,63 @@ describe.skipIf(!available)('Redis Cluster', () => {
   })
 })
 
+// A proxy that presents a cluster as one endpoint and enforces slots (a clustered Redis
+// Enterprise database without the OSS Cluster API) refuses a script over keys of several slots,
+// as the chain script is. A cluster-mode redis-server that owns every slot, reached as one server
+// through store.url, answers exactly so: CROSSSLOT for such a script, everything else served.
+describe.skipIf(!available)('Redis behind one endpoint that enforces slots', () => {
+  let server: RedisServer
+
+  beforeAll(async () => {
+    server = await RedisServer.start(['--cluster-enabled', 'yes'])
+    const admin = client(server.url)
+    await admin.connect()
+    try {
+      await admin.call('cluster', 'addslotsrange', '0', '16383')
+      await until(
+        async () => String(await admin.call('cluster', 'info')).includes('cluster_state:ok'),
+        'the slots',
+      )
+      await expect(admin.eval('return 1', 2, '{a}', '{b}')).rejects.toThrow(/CROSSSLOT/)
+    } finally {
+      admin.disconnect()
+    }
+  }, 30_000)
+
+  afterAll(async () => {
+    await server?.kill()
+  })
+
+  it('sends each operation alone there, and says so once', async () => {
+    const gateway = await RunningGateway.start({
+      config: botConfig({
+        upstream: upstream.url,
+        secret: SECRET,
+        top: `store:
+  type: redis
+  url: ${server.url}
+  timeout: 1s
+  on_error: closed`,
+        policy,
+      }),
+    })
+    try {
+      expect(await reasons(gateway, 3)).toEqual(['forwarded', 'forwarded', 'rate_limited'])
+      const update = JSON.stringify(messageUpdate({ chat: { id: 4711, type: 'private', first_name: 'A' } }))
+      await post(`${gateway.webhook}${PATH}`, update, telegramHeaders(SECRET))
+      const again = await post(`${gateway.webhook}${PATH}`, update, telegramHeaders(SECRET))
+      expect((await gateway.requestLine(again.headers['x-request-id'] as string)).reason).toBe(
+        'duplicate_update',
+      )
+      const warned = gateway.lines.filter((line) => String(line.msg).startsWith('redis refuses a script'))
+      expect(warned).toHaveLength(1)
+      expect(gateway.lines.filter((line) => String(line.msg).startsWith('store unavailable'))).toEqual([])
+    } finally {
+      await gateway.stop()
+    }
+  })
+})
+
 describe.skipIf(!available)('Redis Sentinel', () => {
   const MASTER_PASSWORD = 'master-pass-1234'
   const SENTINEL_PASSWORD = 'sentinel-pass-5678'

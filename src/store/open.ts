@@ -46,7 +46,15 @@ export async function openStore(config: StoreConfig, deps: OpenDeps): Promise<Op
   const backend = new RedisStore({
     config,
     ...clock,
-    events: { ready: () => guard?.ready(), lost: (error) => guard?.lost(error) },
+    events: {
+      ready: () => guard?.ready(),
+      lost: (error) => guard?.lost(error),
+      unchained: () =>
+        deps.logger.warn(
+          { store: 'redis' },
+          'redis refuses a script over keys of several slots (a proxy that enforces slots): each store operation goes alone, batched by hash tag',
+        ),
+    },
   })
   guard = new GuardedStore({
     backend,

@@ -67,6 +67,8 @@ export interface RedisEvents {
   ready(): void
   /** The connection was lost or could not be made; `error` when Redis or the socket said why. */
   lost(error: Error | undefined): void
+  /** Redis refused a script over keys of two slots: the store sends no chains from now on. */
+  unchained?(): void
 }
 
 export interface RedisStoreOptions {
@@ -319,8 +321,13 @@ export class RedisStore implements Store {
   readonly #marks = new Map<string, IterationBatch<Mark, string | undefined>>()
   /** Limits of one event-loop iteration, one script per bot ({@link IterationBatch}). */
   readonly #limits = new Map<string, IterationBatch<LimitRequest, LimitOutcome>>()
-  /** The chains of one event-loop iteration, of every bot, in one script; none on a Cluster. */
-  readonly #chains: IterationBatch<RedisChain, StepAnswer[]> | undefined
+  /**
+   * The chains of one event-loop iteration, of every bot, in one script; none on a Cluster, nor
+   * behind an endpoint that refuses a script over keys of several slots ({@link #probeSlots}).
+   */
+  #chains: IterationBatch<RedisChain, StepAnswer[]> | undefined
+  /** The slot probe of the connection made last, once it is ready. */
+  #probed: Promise<void> = Promise.resolve()
   #closed = false
 
   constructor(options: RedisStoreOptions) {
@@ -345,7 +352,10 @@ export class RedisStore implements Store {
     client.on('close', () => {
       if (!this.#closed) events?.lost(undefined)
     })
-    client.on('ready', () => events?.ready())
+    client.on('ready', () => {
+      this.#probed = this.#probeSlots(events)
+      events?.ready()
+    })
     this.#client = client
     this.#flusher = new IterationFlush((flushAll) => corked(client, flushAll))
     this.#reads = new SharedReads((key) => this.#timed(client.get(key)).then(orUndefined), this.#flusher)
@@ -359,19 +369,43 @@ export class RedisStore implements Store {
     return this.#client.status === 'ready'
   }
 
-  /** Resolves when the connection is first ready, or with false after `timeoutMs` (startup only). */
+  /**
+   * Resolves when the connection is first ready and its slot probe answered, or with false after
+   * `timeoutMs` (startup only).
+   */
   waitReady(timeoutMs: number): Promise<boolean> {
-    if (this.connected) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const done = (ready: boolean) => {
-        clearTimeout(timer)
-        this.#client.off('ready', onReady)
-        resolve(ready)
-      }
-      const onReady = () => done(true)
-      const timer = setTimeout(() => done(false), timeoutMs)
-      this.#client.on('ready', onReady)
-    })
+    const ready = this.connected
+      ? Promise.resolve(true)
+      : new Promise<boolean>((resolve) => {
+          const done = (ready: boolean) => {
+            clearTimeout(timer)
+            this.#client.off('ready', onReady)
+            resolve(ready)
+          }
+          const onReady = () => done(true)
+          const timer = setTimeout(() => done(false), timeoutMs)
+          this.#client.on('ready', onReady)
+        })
+    return ready.then((up) => (up ? this.#probed.then(() => true) : false))
+  }
+
+  /**
+   * Whether Redis runs a script over keys of two slots, as the chain script needs: a proxy that
+   * presents a cluster as one endpoint and enforces slots (a clustered Redis Enterprise database
+   * without the OSS Cluster API) answers CROSSSLOT. Then every operation goes alone, batched by
+   * hash tag as on a Cluster. The keys are made as the store's are, so a prefix with a hash tag of
+   * its own (one slot for everything) keeps the chains. Any other failure keeps them too: the
+   * chains' own failures are handled as every store failure is.
+   */
+  async #probeSlots(events: RedisEvents | undefined): Promise<void> {
+    if (this.#chains === undefined) return
+    try {
+      await this.#timed(this.#client.eval('return 1', 2, `${this.#prefix}{a}`, `${this.#prefix}{b}`))
+    } catch (error) {
+      if (!(error instanceof StoreError) || !error.message.includes('CROSSSLOT')) return
+      this.#chains = undefined
+      events?.unchained?.()
+    }
   }
 
   /** A StoreError that says what failed, with any credential blanked out. */
