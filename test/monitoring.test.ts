@@ -378,6 +378,7 @@ describe.skipIf(!HAS_REDIS)('the dashboard', () => {
       'Egress refused by pacing',
       'Token rejected, wrong credentials',
       'Guarded methods refused',
+      'Webhook answers withheld',
     ])
       expect(titles).toContain(title)
   })
