@@ -206,6 +206,36 @@ describe.skipIf(!available)('queued delivery', () => {
     await until(() => upstream.received.length === 1, 8000, 'the first delivery')
   })
 
+  it('sends many updates of one shard at once without a warning on stderr', async () => {
+    // Every send of a shard listens to the shard's lease signal: more than ten at once made Node
+    // print MaxListenersExceededWarning, a leak warning, outside the JSON log.
+    const { gateway } = await start(`${FAST}, shards: 1, max_inflight: 20`)
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    upstream.respond = async (_request, response) => {
+      await gate
+      response.writeHead(200).end()
+    }
+    for (let i = 0; i < 16; i++) {
+      const reply = await post(
+        `${gateway.webhook}${PATH}`,
+        chatUpdate(7000 + i, 0, 6000 + i),
+        telegramHeaders(SECRET),
+      )
+      expect(reply.status).toBe(200)
+    }
+    await until(() => upstream.received.length === 16, 8000, 'sixteen sends at once')
+    release()
+    await until(
+      () => gateway.lines.filter((l) => l.msg === 'queued update delivered').length === 16,
+      8000,
+      'the deliveries',
+    )
+    expect(gateway.stderr).not.toContain('MaxListenersExceededWarning')
+  })
+
   it('keeps every update while the upstream is down and delivers each once, in order per chat', async () => {
     const { gateway } = await start(`shards: 3, max_inflight: 8, ${FAST}`)
     let down = true

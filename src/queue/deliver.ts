@@ -16,6 +16,7 @@
  * waiting for this answer any more.
  */
 
+import { setMaxListeners } from 'node:events'
 import type { Signer } from '../forward/sign.js'
 import type { Upstream, UpstreamResult } from '../forward/upstream.js'
 import type { Logger } from '../observe/logger.js'
@@ -120,6 +121,17 @@ function attemptOf(result: UpstreamResult): Attempt {
   }
 }
 
+/**
+ * The controller whose signal cuts a shard's sends: each send under way listens to it, up to
+ * `max_inflight` at once (each removes its listener when it settles), so Node's warning at more
+ * than ten listeners (a leak detector, printed on stderr) does not apply.
+ */
+function leaseController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
+}
+
 /** One queued update in a shard's window. */
 interface Held {
   readonly update: QueuedUpdate
@@ -211,7 +223,7 @@ export class ShardDelivery {
   /** The lease is known to be held until then (local clock): no send starts after it. */
   validUntil = 0
   /** Aborted when the lease runs out unrenewed: the sends under way are cut (see {@link renewed}). */
-  #lease = new AbortController()
+  #lease = leaseController()
   #watchdog: NodeJS.Timeout | undefined
   #readFailures = 0
 
@@ -246,7 +258,7 @@ export class ShardDelivery {
       'queue lease ran out unrenewed: sends under way cut',
     )
     this.#lease.abort()
-    this.#lease = new AbortController()
+    this.#lease = leaseController()
   }
 
   get stopped(): boolean {
