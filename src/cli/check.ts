@@ -5,7 +5,7 @@
  */
 
 import { DEFAULT_HEARD_FROM_TTL, usesHeardFrom } from '../checks/outbound/chats.js'
-import { GUARDED_METHODS, type OutboundPolicy } from '../checks/outbound/index.js'
+import { GUARDED_METHODS, type OutboundPolicy, outboundFilter } from '../checks/outbound/index.js'
 import { ConfigError } from '../config/errors.js'
 import { type BotConfig, type GatewayConfig, loadConfig } from '../config/load.js'
 import { formatDuration, formatSize } from '../config/units.js'
@@ -156,8 +156,9 @@ function describeEgress(config: GatewayConfig): string[] {
  */
 export function describeOutbound(outbound: OutboundPolicy | undefined): string[] {
   const allow = outbound?.allow_methods ?? ['any']
-  const listed = new Set(allow.map((entry) => entry.toLowerCase()))
-  const guarded = GUARDED_METHODS.filter((method) => !listed.has(method.toLowerCase()))
+  // The egress's own filter says which guarded methods stay denied.
+  const allows = outboundFilter(outbound)
+  const guarded = GUARDED_METHODS.filter((method) => !allows(method))
   const denied = !allow.includes('any')
     ? 'every method not listed'
     : guarded.length === 0

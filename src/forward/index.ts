@@ -5,7 +5,7 @@
  */
 
 import { heardChat } from '../checks/outbound/heard.js'
-import type { ReplyFilter } from '../checks/replies/index.js'
+import type { ReplyFilter, ReplyVerdict } from '../checks/replies/index.js'
 import type { BotMetrics } from '../observe/metrics.js'
 import { type Answer, failure, JSON_TYPE } from '../pipeline/answer.js'
 import type { Exchange } from '../pipeline/exchange.js'
@@ -38,28 +38,44 @@ const EMPTY_OK: Answer = {
   close: false,
 }
 
+type UpstreamAnswer = Extract<UpstreamResult, { kind: 'answer' }>
+
 /**
  * The upstream's 2xx answer to Telegram, unless the reply filter withholds it (its method, or a
  * chat `outbound.chats` does not allow): then an empty 200, logged (`detail`) and counted like
- * the egress's refusals (botgate_egress_calls_total, `via: answer`).
+ * the egress's refusals (botgate_egress_calls_total, `via: answer`). A promise only when the
+ * filter has to ask the store (a chat heard from).
  */
-async function passReply(
+function passReply(
   target: ForwardTarget,
   exchange: Exchange,
-  result: Extract<UpstreamResult, { kind: 'answer' }>,
-): Promise<Answer> {
-  let body = result.body
-  if (target.replyFilter !== undefined) {
-    let verdict = target.replyFilter(result.contentType, result.body, heardChat(exchange.update))
-    if (verdict instanceof Promise) verdict = await verdict
-    if (verdict?.kind === 'refused') {
-      exchange.detail = target.replyShadow ? `would withhold reply: ${verdict.reason}` : verdict.reason
-      if (!target.replyShadow) {
-        target.metrics.answerWithheld(verdict.method, verdict.reason)
-        return EMPTY_OK
-      }
-    } else if (verdict?.kind === 'pass') body = verdict.body
+  result: UpstreamAnswer,
+): Answer | Promise<Answer> {
+  if (target.replyFilter === undefined) return forwarded(result, result.body)
+  const verdict = target.replyFilter(result.contentType, result.body, heardChat(exchange.update))
+  return verdict instanceof Promise
+    ? verdict.then((known) => onVerdict(target, exchange, result, known))
+    : onVerdict(target, exchange, result, verdict)
+}
+
+function onVerdict(
+  target: ForwardTarget,
+  exchange: Exchange,
+  result: UpstreamAnswer,
+  verdict: ReplyVerdict,
+): Answer {
+  if (verdict?.kind === 'refused') {
+    exchange.detail = target.replyShadow ? `would withhold reply: ${verdict.reason}` : verdict.reason
+    if (!target.replyShadow) {
+      target.metrics.answerWithheld(verdict.method, verdict.reason)
+      return EMPTY_OK
+    }
   }
+  return forwarded(result, verdict?.kind === 'pass' ? verdict.body : result.body)
+}
+
+/** The answer passed back to Telegram with `body` (the upstream's, or as the filter read it). */
+function forwarded(result: UpstreamAnswer, body: Buffer): Answer {
   return {
     status: result.status,
     reason: 'forwarded',
@@ -72,11 +88,11 @@ async function passReply(
 }
 
 /** Maps an upstream outcome to the answer; exported for unit tests of the table. */
-export async function answerFor(
+export function answerFor(
   target: ForwardTarget,
   exchange: Exchange,
   result: UpstreamResult,
-): Promise<Answer> {
+): Answer | Promise<Answer> {
   switch (result.kind) {
     case 'timeout':
       return failure(504, 'upstream_timeout', 'failed')

@@ -4,9 +4,10 @@
  * order of SPEC section 3, so the request path only runs precomputed functions.
  *
  * The checks that depend on the policy alone (sources, schema, update types, the reply filter
- * unless `outbound.chats` ties it to the bot, the body limits) are compiled once per policy object and shared by every bot that has it: the
- * loader gives the bots that name one policy file one object, so 10,000 bots sharing a policy
- * compile it once. The rest (limits, dedupe, commands, secret, blocks) name the bot.
+ * unless `outbound.chats` ties it to the bot, the body limits) are compiled once per policy
+ * object and shared by every bot that has it: the loader gives the bots that name one policy file
+ * one object, so 10,000 bots sharing a policy compile it once. The rest (limits, dedupe,
+ * commands, secret, blocks) name the bot.
  */
 
 import { createHash, KeyObject } from 'node:crypto'
