@@ -163,10 +163,14 @@ return out
  * through, so a batch means what its chains would mean run one by one, and each chain what its
  * steps would mean sent one at a time with the client deciding in between.
  *
+ * A chain's arguments (its steps' kinds, TTLs, limit parameters, the snapshot's generation) are
+ * the same for every update of one bot and policy, and only its keys differ: the arguments are
+ * sent once per distinct list, a shape, and each chain names its shape by index.
+ *
  * KEYS: each chain's keys in turn, each step's in turn.
  * ARGV[1]: now in microseconds, or '' for the server's clock (see LIMIT_SCRIPT).
- * ARGV[2]: the number of chains. Then, per chain: its number of steps, and per step its kind and
- * its arguments:
+ * ARGV[2]: the number of shapes. Then each shape: its length (the count of the values that
+ * follow), its number of steps, and per step its kind and its arguments:
  * - 'b' (blocks): the snapshot's generation ('' for none), the index of the key the snapshot finds
  *   blocked (0-based, -1 for none), the number of block keys m. KEYS: the generation key, then the
  *   m block keys. Answers { generation or false, index of the block that applies or -1 }: no
@@ -174,15 +178,22 @@ return out
  * - 'c' (claim): value, ttl (ms), '1' to let a taken mark through, else '0'. KEYS: the mark.
  *   Answers { false } where it set, else { the value already there }.
  * - 'l' (limits): n, the number of KEYS, and four per limit, as in LIMIT_SCRIPT. Answers as there.
+ * Then the number of chains, and each chain's shape (1-based).
  * Returns one array per chain, of one array per step; a step after one that stopped the update
  * touches nothing and answers an empty array.
  */
 export const CHAIN_SCRIPT = `${NOW}${EVALUATE}${CLAIM}
 local result = {}
 local generations = {}
+local shapes = {}
+local at = 2
+for s = 1, tonumber(ARGV[2]) do
+  shapes[s] = at + 1
+  at = at + 1 + tonumber(ARGV[at + 1])
+end
 local k = 0
-local a = 2
-for c = 1, tonumber(ARGV[2]) do
+for c = 1, tonumber(ARGV[at + 1]) do
+  local a = shapes[tonumber(ARGV[at + 1 + c])]
   local steps = tonumber(ARGV[a + 1])
   a = a + 1
   local stopped = false

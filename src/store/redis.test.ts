@@ -501,6 +501,53 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
     }
   })
 
+  it("sends the arguments the chains of one iteration share once: each chain only its keys and its shape's index", async () => {
+    const store = await open(server.url, 'shape:')
+    const monitor = await admin.duplicate().monitor()
+    const sent: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'evalsha') sent.push(args)
+    })
+    const update = (id: number, passTaken: boolean) => {
+      const chain = store.chain()
+      if (chain === undefined) throw new Error('a standalone Redis chains')
+      return Promise.all([
+        chain.blocks({
+          generationKey: 'blocks:bot',
+          known: undefined,
+          knownFound: -1,
+          keys: ['block:bot:chat:1'],
+        }),
+        chain.claim({ space: '{bot}:dedupe:', id }, 'inflight', 60_000, passTaken),
+      ])
+    }
+    try {
+      await update(0, false) // the first use of the script on a connection sends the script itself (EVAL)
+      // Twelve updates of one shape, and a copy of the first that lets a taken mark through: another.
+      const answers = await Promise.all([
+        ...Array.from({ length: 12 }, (_, i) => update(i + 1, false)),
+        update(1, true),
+      ])
+      await new Promise((resolve) => setTimeout(resolve, 200)) // MONITOR reports after the reply
+      expect(answers).toEqual([
+        ...Array(12).fill([{ generation: undefined, found: -1 }, undefined]),
+        [{ generation: undefined, found: -1 }, 'inflight'],
+      ])
+      expect(sent).toHaveLength(1)
+      const [, , keyCount, ...rest] = sent[0] as string[]
+      expect(Number(keyCount)).toBe(13 * 3)
+      const argv = rest.slice(13 * 3)
+      // The time, two shapes (each its length, then its steps' count and each step's kind and
+      // three arguments), then the thirteen chains' picks: 36 arguments, not 2 + 13 x 9.
+      const shape = ['2', 'b', '', '-1', '1', 'c', 'inflight', '60000']
+      const picks = [...Array(12).fill('1'), '2']
+      expect(argv).toEqual(['', '2', '9', ...shape, '0', '9', ...shape, '1', '13', ...picks])
+    } finally {
+      monitor.disconnect()
+      await store.close()
+    }
+  })
+
   it("reads a bot's blocks generation once for all the chains of one iteration", async () => {
     const store = await open(server.url, 'gen:')
     const update = (id: number) => {

@@ -139,7 +139,7 @@ function limitRequest(base: string, limits: readonly LimitKey[]): LimitRequest {
 
 /**
  * One update's chain (src/store/index.ts), collected as CHAIN_SCRIPT reads it: its KEYS, and its
- * arguments after the count of its steps. Its first step puts it in the iteration's batch; its
+ * shape (the count of its steps, then each step's kind and arguments). Its first step puts it in the iteration's batch; its
  * steps are all added before the batch is sent (the checks of one update add them in one
  * synchronous pass, and the batch leaves in the check phase).
  */
@@ -212,6 +212,20 @@ class RedisChain implements Chain {
       return answer.length === 0 ? SKIPPED : outcome(answer as number[])
     })
   }
+}
+
+/**
+ * How many of an iteration's chain shapes a chain is compared with: the first ones (a bot's
+ * updates come in one or two shapes); a chain like none of them brings its own, which bounds
+ * the comparisons of a batch of many unlike chains.
+ */
+const SHAPES_SEARCHED = 8
+
+/** Whether two chains' arguments are the same, value for value. */
+function sameArgs(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /**
@@ -561,14 +575,27 @@ export class RedisStore implements Store {
     return this.#clock === undefined ? '' : Math.round(this.#clock() * 1000)
   }
 
+  /**
+   * The chains of one iteration in one script. Their arguments go once per distinct list (a
+   * shape: the chains of one bot and policy share one), and each chain names its own by index:
+   * building and parsing the arguments was most of the client's and the server's work per update.
+   */
   readonly #chainAll = (chains: readonly RedisChain[]): Promise<StepAnswer[][]> => {
     const keys: string[] = []
-    const args: (string | number)[] = [this.#now(), chains.length]
+    const shapes: (readonly (string | number)[])[] = []
+    const picks: number[] = []
     for (const chain of chains) {
       chain.seal()
       keys.push(...chain.keys)
-      args.push(...chain.args)
+      const searched = Math.min(shapes.length, SHAPES_SEARCHED)
+      let index = 0
+      while (index < searched && !sameArgs(shapes[index] as (string | number)[], chain.args)) index++
+      if (index === searched) index = shapes.push(chain.args) - 1
+      picks.push(index + 1)
     }
+    const args: (string | number)[] = [this.#now(), shapes.length]
+    for (const shape of shapes) args.push(shape.length, ...shape)
+    args.push(chains.length, ...picks)
     return this.#timed(this.#client.botgateChain(keys.length, ...keys, ...args))
   }
 
