@@ -519,6 +519,8 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
           keys: ['block:bot:chat:1'],
         }),
         chain.claim({ space: '{bot}:dedupe:', id }, 'inflight', 60_000, passTaken),
+        // Runs only when the claim before it let the update through: shows which shape applied.
+        chain.claim({ space: '{bot}:second:', id }, 'x', 60_000, false),
       ])
     }
     try {
@@ -529,19 +531,35 @@ describe.skipIf(!privateServer)('RedisStore round trips (a private redis-server)
         update(1, true),
       ])
       await new Promise((resolve) => setTimeout(resolve, 200)) // MONITOR reports after the reply
+      // The copy's claim finds the mark taken and lets it through (its own shape), so its second
+      // claim runs and finds the first copy's.
       expect(answers).toEqual([
-        ...Array(12).fill([{ generation: undefined, found: -1 }, undefined]),
-        [{ generation: undefined, found: -1 }, 'inflight'],
+        ...Array(12).fill([{ generation: undefined, found: -1 }, undefined, undefined]),
+        [{ generation: undefined, found: -1 }, 'inflight', 'x'],
       ])
       expect(sent).toHaveLength(1)
       const [, , keyCount, ...rest] = sent[0] as string[]
-      expect(Number(keyCount)).toBe(13 * 3)
-      const argv = rest.slice(13 * 3)
+      expect(Number(keyCount)).toBe(13 * 4)
+      const argv = rest.slice(13 * 4)
       // The time, two shapes (each its length, then its steps' count and each step's kind and
-      // three arguments), then the thirteen chains' picks: 36 arguments, not 2 + 13 x 9.
-      const shape = ['2', 'b', '', '-1', '1', 'c', 'inflight', '60000']
+      // three arguments), then the thirteen chains' picks: 44 arguments, not 2 + 13 x 13.
+      const blocks = ['3', 'b', '', '-1', '1', 'c', 'inflight', '60000']
+      const second = ['c', 'x', '60000', '0']
       const picks = [...Array(12).fill('1'), '2']
-      expect(argv).toEqual(['', '2', '9', ...shape, '0', '9', ...shape, '1', '13', ...picks])
+      expect(argv).toEqual([
+        '',
+        '2',
+        '13',
+        ...blocks,
+        '0',
+        ...second,
+        '13',
+        ...blocks,
+        '1',
+        ...second,
+        '13',
+        ...picks,
+      ])
     } finally {
       monitor.disconnect()
       await store.close()
